@@ -1,0 +1,9 @@
+// kcoro: C++20 coroutines for Apache Kafka, on librdkafka and Boost.Asio.
+#pragma once
+
+#include <kcoro/config.hpp>
+#include <kcoro/error.hpp>
+#include <kcoro/mock_cluster.hpp>
+#include <kcoro/producer.hpp>
+#include <kcoro/record.hpp>
+#include <kcoro/record_metadata.hpp>

@@ -1,0 +1,601 @@
+#include <kcoro/producer.hpp>
+
+#include "detail/client_config.hpp"
+#include "detail/client_registry.hpp"
+#include "detail/event_bridge.hpp"
+#include "detail/op_pool.hpp"
+#include "detail/rdkafka_ptr.hpp"
+#include "detail/topic_names.hpp"
+#include "detail/worker_thread.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace kcoro::detail {
+
+namespace {
+
+using boost::asio::any_completion_handler;
+using clock = std::chrono::steady_clock;
+
+constexpr int purge_all = RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT;
+
+// What a send is about, for errors before librdkafka knows the record.
+record_metadata metadata_for(std::string_view topic, std::optional<std::int32_t> partition) {
+    record_metadata md;
+    md.topic = intern_topic_name(topic);
+    md.partition = partition.value_or(-1);
+    return md;
+}
+
+} // namespace
+
+class producer_impl final : public event_sink,
+                            public registered_client,
+                            public std::enable_shared_from_this<producer_impl> {
+public:
+    producer_impl(boost::asio::any_io_executor executor, const config& properties);
+    ~producer_impl();
+
+    void start() {
+        boost::asio::use_service<client_registry>(boost::asio::query(executor_, boost::asio::execution::context))
+            .add(weak_from_this());
+        bridge_->start(shared_from_this(), this);
+    }
+
+    const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+    op_pool& pool() noexcept { return pool_; }
+
+    void start_send(send_op* op);
+    void cancel(send_op* op);
+    void flush(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler);
+    void close(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler);
+    std::size_t in_flight() const noexcept {
+        std::lock_guard lock(client_mutex_);
+        return rk_ ? static_cast<std::size_t>(rd_kafka_outq_len(rk_.get())) : 0;
+    }
+
+    // event_sink
+    void on_event(rd_kafka_event_t* event) override;
+    void after_drain() override;
+
+    // registered_client
+    void on_context_shutdown() noexcept override {
+        context_gone_.store(true);
+        worker_.stop();
+    }
+
+private:
+    enum class lifecycle : std::uint8_t { open, closing, closed };
+
+    struct topic_entry {
+        std::string_view name; // interned
+        topic_ptr handle;
+    };
+
+    rd_kafka_resp_err_t produce(send_op* op);
+    topic_entry* topic_for(std::string_view name);
+    void fail(send_op* op, error_code ec);
+    void finish_delivery(send_op* op, error_code ec, const record_metadata& md);
+    void complete_deliveries(rd_kafka_event_t* event);
+    void retry_waiting();
+    void abort_waiting();
+    void push_waiting(send_op* op);
+    bool flush_until(clock::time_point deadline, bool is_close);
+    void on_log(rd_kafka_event_t* event);
+    void on_error(rd_kafka_event_t* event);
+    record_metadata describe(const send_op* op) const;
+    void complete_with(any_completion_handler<void(error_code)> handler, error_code ec);
+    void post_to_strand(any_completion_handler<void()> f);
+
+    boost::asio::any_io_executor executor_;
+    op_pool pool_;
+    // Declared before the bridge: the bridge detaches from the queue when destroyed.
+    kafka_ptr rk_;
+    queue_ptr queue_;
+    mutable std::mutex client_mutex_; // guards rk_ against release at close
+    std::mutex topics_mutex_;
+    std::unordered_map<std::string_view, std::unique_ptr<topic_entry>> topics_;
+    std::optional<event_bridge> bridge_;
+    worker_thread worker_;
+
+    std::mutex waiting_mutex_;
+    send_op* waiting_head_ = nullptr;
+    send_op* waiting_tail_ = nullptr;
+    std::atomic<bool> has_waiting_{false};
+
+    std::atomic<lifecycle> state_{lifecycle::open};
+    // Set when the execution context shuts down: background work then completes nothing.
+    std::atomic<bool> context_gone_{false};
+    std::mutex close_mutex_;
+    std::vector<any_completion_handler<void(error_code)>> close_handlers_;
+};
+
+producer_impl::producer_impl(boost::asio::any_io_executor executor, const config& properties)
+    : executor_(std::move(executor)) {
+    config effective = properties;
+    // Safe by default: no duplicates or reordering on retries (documented in the README).
+    if (!effective.contains("enable.idempotence")) effective.set("enable.idempotence", "true");
+    // Logs become events on our queue, so they are handled on the executor.
+    effective.set("log.queue", "true");
+    auto conf = make_conf(effective);
+    rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG);
+    rk_ = make_client(RD_KAFKA_PRODUCER, std::move(conf));
+    queue_.reset(rd_kafka_queue_get_main(rk_.get()));
+    rd_kafka_set_log_queue(rk_.get(), queue_.get());
+    bridge_.emplace(executor_, queue_.get());
+}
+
+producer_impl::~producer_impl() {
+    // Reached only without an orderly close (e.g. the io_context was destroyed with the
+    // producer's handlers pending). Nothing can be completed any more: release what
+    // librdkafka still holds, without invoking handlers.
+    {
+        std::lock_guard lock(waiting_mutex_);
+        while (send_op* op = waiting_head_) {
+            waiting_head_ = op->next;
+            op->release();
+        }
+    }
+    if (!rk_) return;
+    bridge_.reset();
+    rd_kafka_purge(rk_.get(), purge_all);
+    rd_kafka_flush(rk_.get(), 0);
+    while (event_ptr event{rd_kafka_queue_poll(queue_.get(), 0)}) {
+        if (rd_kafka_event_type(event.get()) != RD_KAFKA_EVENT_DR) continue;
+        while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event.get()))
+            if (auto* op = static_cast<send_op*>(m->_private)) op->release();
+    }
+    topics_.clear();
+    queue_.reset();
+    rk_.reset();
+}
+
+// ---- sending ---------------------------------------------------------------------
+
+producer_impl::topic_entry* producer_impl::topic_for(std::string_view name) {
+    std::lock_guard lock(topics_mutex_);
+    if (auto it = topics_.find(name); it != topics_.end()) return it->second.get();
+    auto entry = std::make_unique<topic_entry>();
+    entry->name = intern_topic_name(name);
+    // Each handle inherits the default topic configuration and points back at its
+    // entry, so a delivery report finds the interned name without a lookup.
+    rd_kafka_topic_conf_t* tconf = rd_kafka_default_topic_conf_dup(rk_.get());
+    rd_kafka_topic_conf_set_opaque(tconf, entry.get());
+    const std::string name_z(name);
+    entry->handle.reset(rd_kafka_topic_new(rk_.get(), name_z.c_str(), tconf));
+    if (!entry->handle) return nullptr; // invalid name; librdkafka freed tconf
+    auto* raw = entry.get();
+    topics_.emplace(entry->name, std::move(entry));
+    return raw;
+}
+
+record_metadata producer_impl::describe(const send_op* op) const {
+    return op->owned ? metadata_for(op->owned->topic, op->owned->partition)
+                     : metadata_for(op->view->topic, op->view->partition);
+}
+
+rd_kafka_resp_err_t producer_impl::produce(send_op* op) {
+    std::string_view topic;
+    std::optional<std::int32_t> partition;
+    std::optional<std::string_view> key, value;
+    std::optional<kcoro::timestamp> ts;
+    if (op->owned) {
+        const record& r = *op->owned;
+        topic = r.topic;
+        partition = r.partition;
+        if (r.key) key = *r.key;
+        if (r.value) value = *r.value;
+        ts = r.timestamp;
+    } else {
+        const record_view& r = *op->view;
+        topic = r.topic;
+        partition = r.partition;
+        key = r.key;
+        value = r.value;
+        ts = r.timestamp;
+    }
+    if (topic.empty()) return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+    topic_entry* t = topic_for(topic);
+    if (!t) return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+
+    const std::size_t header_count = op->owned ? op->owned->headers.size() : op->view->headers.size();
+    constexpr std::size_t fixed_args = 7;
+    constexpr std::size_t inline_args = 24;
+    rd_kafka_vu_t inline_vu[inline_args];
+    std::vector<rd_kafka_vu_t> heap_vu; // only for records with many headers
+    rd_kafka_vu_t* vu = inline_vu;
+    if (fixed_args + header_count > inline_args) {
+        heap_vu.resize(fixed_args + header_count);
+        vu = heap_vu.data();
+    }
+    std::size_t n = 0;
+    vu[n].vtype = RD_KAFKA_VTYPE_RKT;
+    vu[n++].u.rkt = t->handle.get();
+    vu[n].vtype = RD_KAFKA_VTYPE_PARTITION;
+    vu[n++].u.i32 = partition.value_or(RD_KAFKA_PARTITION_UA);
+    // An owning record is copied into librdkafka; a view's value is referenced.
+    vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vu[n++].u.i = op->owned ? RD_KAFKA_MSG_F_COPY : 0;
+    vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vu[n++].u.ptr = op;
+    if (value) {
+        vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+        vu[n].u.mem.ptr = const_cast<char*>(value->data());
+        vu[n++].u.mem.size = value->size();
+    }
+    if (key) {
+        vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+        vu[n].u.mem.ptr = const_cast<char*>(key->data());
+        vu[n++].u.mem.size = key->size();
+    }
+    if (ts) {
+        vu[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+        vu[n++].u.i64 = ts->time_since_epoch().count();
+    }
+    // Header names must be NUL-terminated for librdkafka: owned headers are std::string.
+    std::vector<std::string> view_header_names;
+    for (std::size_t i = 0; i < header_count; ++i) {
+        vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
+        if (op->owned) {
+            const header& h = op->owned->headers[i];
+            vu[n].u.header.name = h.key.c_str();
+            vu[n].u.header.val = h.value ? h.value->data() : nullptr;
+            vu[n].u.header.size = h.value ? static_cast<ssize_t>(h.value->size()) : 0;
+        } else {
+            const header_view& h = op->view->headers[i];
+            if (view_header_names.empty()) view_header_names.reserve(header_count);
+            vu[n].u.header.name = view_header_names.emplace_back(h.key).c_str();
+            vu[n].u.header.val = h.value ? h.value->data() : nullptr;
+            vu[n].u.header.size = h.value ? static_cast<ssize_t>(h.value->size()) : 0;
+        }
+        ++n;
+    }
+    error_ptr err(rd_kafka_produceva(rk_.get(), vu, n));
+    return err ? rd_kafka_error_code(err.get()) : RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+void producer_impl::start_send(send_op* op) {
+    if (state_.load(std::memory_order_acquire) != lifecycle::open) {
+        fail(op, errc::client_closed);
+        return;
+    }
+    // Behind records already waiting for room, to keep their order.
+    if (has_waiting_.load(std::memory_order_acquire)) {
+        std::lock_guard lock(waiting_mutex_);
+        if (waiting_head_) {
+            op->status.store(send_op::state::waiting_for_room);
+            push_waiting(op);
+            return;
+        }
+    }
+    const rd_kafka_resp_err_t err = produce(op);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        std::lock_guard lock(waiting_mutex_);
+        auto expected = send_op::state::in_flight;
+        if (!op->status.compare_exchange_strong(expected, send_op::state::waiting_for_room)) {
+            op->release(); // cancelled meanwhile; its handler has been completed
+            return;
+        }
+        const bool first = waiting_head_ == nullptr;
+        push_waiting(op);
+        // Delivery reports that freed room before we queued would not retry us: retry once.
+        if (first) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->retry_waiting(); });
+        return;
+    }
+    fail(op, make_error_code_from_kafka(err));
+}
+
+void producer_impl::push_waiting(send_op* op) {
+    op->next = nullptr;
+    if (waiting_tail_)
+        waiting_tail_->next = op;
+    else
+        waiting_head_ = op;
+    waiting_tail_ = op;
+    has_waiting_.store(true, std::memory_order_release);
+}
+
+void producer_impl::fail(send_op* op, error_code ec) {
+    const record_metadata md = describe(op);
+    auto expected = send_op::state::in_flight;
+    if (op->status.compare_exchange_strong(expected, send_op::state::abandoned))
+        op->complete(ec, md, false); // never inline: we may be inside the initiating call
+    else
+        op->release();
+}
+
+void producer_impl::retry_waiting() {
+    std::lock_guard lock(waiting_mutex_);
+    while (send_op* op = waiting_head_) {
+        if (state_.load(std::memory_order_acquire) != lifecycle::open) return;
+        op->status.store(send_op::state::in_flight);
+        const rd_kafka_resp_err_t err = produce(op);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            op->status.store(send_op::state::waiting_for_room);
+            return;
+        }
+        waiting_head_ = op->next;
+        if (!waiting_head_) {
+            waiting_tail_ = nullptr;
+            has_waiting_.store(false, std::memory_order_release);
+        }
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            op->status.store(send_op::state::abandoned);
+            op->complete(make_error_code_from_kafka(err), describe(op), false);
+        }
+    }
+}
+
+void producer_impl::abort_waiting() {
+    send_op* list;
+    {
+        std::lock_guard lock(waiting_mutex_);
+        list = std::exchange(waiting_head_, nullptr);
+        waiting_tail_ = nullptr;
+        has_waiting_.store(false, std::memory_order_release);
+    }
+    while (send_op* op = list) {
+        list = op->next;
+        op->status.store(send_op::state::abandoned);
+        op->complete(boost::asio::error::operation_aborted, describe(op), false);
+    }
+}
+
+void producer_impl::cancel(send_op* op) {
+    std::unique_lock lock(waiting_mutex_);
+    if (op->status.load() == send_op::state::waiting_for_room) {
+        // Never handed to librdkafka: unlink it, and it is as if it was never sent.
+        send_op** link = &waiting_head_;
+        send_op* prev = nullptr;
+        while (*link && *link != op) {
+            prev = *link;
+            link = &(*link)->next;
+        }
+        if (!*link) return;
+        *link = op->next;
+        if (waiting_tail_ == op) waiting_tail_ = prev;
+        if (!waiting_head_) has_waiting_.store(false, std::memory_order_release);
+        op->status.store(send_op::state::abandoned);
+        lock.unlock();
+        op->complete(boost::asio::error::operation_aborted, describe(op), false);
+        return;
+    }
+    lock.unlock();
+    // Accepted by librdkafka: end the wait now; the memory waits for the delivery report.
+    auto expected = send_op::state::in_flight;
+    if (op->status.compare_exchange_strong(expected, send_op::state::abandoned))
+        op->complete_early(boost::asio::error::operation_aborted, describe(op));
+}
+
+// ---- events ------------------------------------------------------------------------
+
+void producer_impl::on_event(rd_kafka_event_t* event) {
+    switch (rd_kafka_event_type(event)) {
+    case RD_KAFKA_EVENT_DR: complete_deliveries(event); break;
+    case RD_KAFKA_EVENT_LOG: on_log(event); break;
+    case RD_KAFKA_EVENT_ERROR: on_error(event); break;
+    default: break;
+    }
+}
+
+void producer_impl::finish_delivery(send_op* op, error_code ec, const record_metadata& md) {
+    auto expected = send_op::state::in_flight;
+    if (op->status.compare_exchange_strong(expected, send_op::state::abandoned))
+        op->complete(ec, md, true);
+    else
+        op->release(); // its handler was completed by cancellation
+}
+
+void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
+    // A handler that throws must not strand the rest of the batch: complete them all,
+    // then let the first exception propagate (out of io_context::run, as Asio does).
+    std::exception_ptr first_exception;
+    while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) {
+        auto* op = static_cast<send_op*>(m->_private);
+        if (!op) continue;
+        record_metadata md;
+        md.topic = static_cast<const topic_entry*>(rd_kafka_topic_opaque(m->rkt))->name;
+        md.partition = m->partition;
+        md.offset = m->offset;
+        rd_kafka_timestamp_type_t tstype;
+        const std::int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+        md.timestamp = kcoro::timestamp(std::chrono::milliseconds(ts < 0 ? 0 : ts));
+        md.timestamp_type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME       ? timestamp_type::create_time
+                            : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? timestamp_type::log_append_time
+                                                                           : timestamp_type::not_available;
+        const error_code ec = m->err ? make_error_code_from_kafka(m->err) : error_code{};
+        try {
+            finish_delivery(op, ec, md);
+        } catch (...) {
+            if (!first_exception) first_exception = std::current_exception();
+        }
+    }
+    if (first_exception) std::rethrow_exception(first_exception);
+}
+
+void producer_impl::after_drain() {
+    if (has_waiting_.load(std::memory_order_acquire)) retry_waiting();
+}
+
+void producer_impl::on_log(rd_kafka_event_t* event) {
+    const char* facility = nullptr;
+    const char* message = nullptr;
+    int level = 0;
+    if (rd_kafka_event_log(event, &facility, &message, &level) == 0)
+        fmt::print(stderr, "kcoro producer [{}] {}: {}\n", level, facility, message);
+}
+
+void producer_impl::on_error(rd_kafka_event_t* event) {
+    fmt::print(stderr, "kcoro producer error{}: {}\n", rd_kafka_event_error_is_fatal(event) ? " (fatal)" : "",
+               rd_kafka_event_error_string(event));
+}
+
+// ---- flush and close ---------------------------------------------------------------
+
+void producer_impl::complete_with(any_completion_handler<void(error_code)> handler, error_code ec) {
+    // After the context shut down the handler is destroyed uninvoked, as Asio does.
+    if (context_gone_.load()) return;
+    // post() hands the handler on to its own associated executor.
+    boost::asio::post(executor_, boost::asio::append(std::move(handler), ec));
+}
+
+void producer_impl::post_to_strand(any_completion_handler<void()> f) {
+    if (!context_gone_.load()) boost::asio::post(bridge_->strand(), std::move(f));
+}
+
+bool producer_impl::flush_until(clock::time_point deadline, bool is_close) {
+    constexpr auto slice = std::chrono::milliseconds(100);
+    for (;;) {
+        // A close supersedes a flush that is still running.
+        if (!is_close && state_.load(std::memory_order_acquire) != lifecycle::open) return false;
+        if (context_gone_.load()) return false;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        const int wait_ms = static_cast<int>(std::clamp(left, std::chrono::milliseconds(0), slice).count());
+        // In event mode rd_kafka_flush only waits (the executor drains the reports),
+        // and it makes the broker threads send lingering batches at once.
+        const bool empty = rd_kafka_flush(rk_.get(), wait_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        const bool waiting = has_waiting_.load(std::memory_order_acquire);
+        if (empty && !waiting) return true;
+        if (left.count() <= 0) return false;
+        if (empty) std::this_thread::sleep_for(std::chrono::milliseconds(1)); // waiting list being retried
+    }
+}
+
+void producer_impl::flush(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler) {
+    if (state_.load(std::memory_order_acquire) != lifecycle::open) {
+        complete_with(std::move(handler), errc::client_closed);
+        return;
+    }
+    const auto deadline = timeout == producer::no_timeout ? clock::time_point::max() : clock::now() + timeout;
+    worker_.run([self = shared_from_this(), deadline, work = boost::asio::make_work_guard(executor_),
+                 h = std::move(handler)]() mutable {
+        const bool done = self->flush_until(deadline, false);
+        error_code ec;
+        if (!done)
+            ec = self->state_.load() != lifecycle::open ? error_code(boost::asio::error::operation_aborted)
+                                                        : error_code(errc::timed_out);
+        self->complete_with(std::move(h), ec);
+    });
+}
+
+void producer_impl::close(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler) {
+    {
+        std::lock_guard lock(close_mutex_);
+        if (state_.load() == lifecycle::closed) {
+            complete_with(std::move(handler), {});
+            return;
+        }
+        close_handlers_.push_back(std::move(handler));
+        if (state_.exchange(lifecycle::closing) == lifecycle::closing) return; // already under way
+    }
+    const auto deadline = timeout == producer::no_timeout ? clock::time_point::max() : clock::now() + timeout;
+    worker_.run([self = shared_from_this(), deadline, work = boost::asio::make_work_guard(executor_)] {
+        bool clean = self->flush_until(deadline, true);
+        if (!clean) {
+            // Out of time: abort what is left. Purged records get delivery reports with
+            // _PURGE_QUEUE / _PURGE_INFLIGHT, which the executor completes as usual.
+            self->post_to_strand([self] { self->abort_waiting(); });
+            rd_kafka_purge(self->rk_.get(), purge_all);
+            // Purged reports come at once; the bound only guards against an executor
+            // that stopped running.
+            const auto purge_deadline = clock::now() + std::chrono::seconds(10);
+            while (!self->context_gone_.load() && rd_kafka_flush(self->rk_.get(), 100) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                   clock::now() < purge_deadline) {
+            }
+        }
+        self->post_to_strand([self, clean, work] {
+            self->abort_waiting();
+            self->bridge_->stop(); // completes the last delivery reports
+            self->worker_.run([self, clean] {
+                {
+                    std::lock_guard lock(self->client_mutex_);
+                    self->topics_.clear();
+                    self->queue_.reset();
+                    self->rk_.reset(); // rd_kafka_destroy: may block briefly, so here
+                }
+                std::vector<any_completion_handler<void(error_code)>> handlers;
+                {
+                    std::lock_guard lock(self->close_mutex_);
+                    self->state_.store(lifecycle::closed);
+                    handlers.swap(self->close_handlers_);
+                }
+                for (auto& h : handlers)
+                    self->complete_with(std::move(h), clean ? error_code{} : error_code(errc::timed_out));
+            });
+        });
+    });
+}
+
+// ---- the functions the header's templates call -------------------------------------
+
+void* allocate_op(producer_impl& impl, std::size_t size) { return impl.pool().allocate(size); }
+void deallocate_op(producer_impl& impl, void* p, std::size_t size) noexcept { impl.pool().deallocate(p, size); }
+const boost::asio::any_io_executor& io_executor(const producer_impl& impl) noexcept { return impl.executor(); }
+void cancel_send(producer_impl& impl, send_op* op) { impl.cancel(op); }
+void start_send(producer_impl& impl, send_op* op) { impl.start_send(op); }
+
+void start_flush(const std::shared_ptr<producer_impl>& impl, std::chrono::milliseconds timeout,
+                 any_completion_handler<void(error_code)> handler) {
+    impl->flush(timeout, std::move(handler));
+}
+
+void start_close(const std::shared_ptr<producer_impl>& impl, std::chrono::milliseconds timeout,
+                 any_completion_handler<void(error_code)> handler) {
+    impl->close(timeout, std::move(handler));
+}
+
+void abandon(std::shared_ptr<producer_impl> impl) noexcept {
+    try {
+        impl->close(std::chrono::milliseconds(0), any_completion_handler<void(error_code)>([](error_code) {}));
+    } catch (...) {
+        // Out of memory while closing: the impl's destructor still releases librdkafka.
+    }
+}
+
+std::string describe_send_failure(const record_metadata& md, std::string_view topic) {
+    if (md.partition >= 0) return fmt::format("send to topic '{}' partition {}", topic, md.partition);
+    return fmt::format("send to topic '{}'", topic);
+}
+
+void throw_error(error_code ec, const std::string& context) { throw error(ec, context); }
+
+} // namespace kcoro::detail
+
+namespace kcoro {
+
+producer::producer(executor_type executor, const config& properties)
+    : impl_(std::make_shared<detail::producer_impl>(std::move(executor), properties)) {
+    impl_->start();
+}
+
+producer& producer::operator=(producer&& other) noexcept {
+    if (this != &other) {
+        if (impl_) detail::abandon(std::move(impl_));
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
+}
+
+producer::~producer() {
+    if (impl_) detail::abandon(std::move(impl_));
+}
+
+producer::executor_type producer::get_executor() const noexcept { return impl_->executor(); }
+
+std::size_t producer::in_flight() const noexcept { return impl_->in_flight(); }
+
+} // namespace kcoro
