@@ -9,12 +9,16 @@
 #include "detail/worker_thread.hpp"
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/system_executor.hpp>
 
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <exception>
@@ -46,7 +50,7 @@ class producer_impl final : public event_sink,
                             public registered_client,
                             public std::enable_shared_from_this<producer_impl> {
 public:
-    producer_impl(boost::asio::any_io_executor executor, const config& properties);
+    producer_impl(boost::asio::any_io_executor executor, const config& properties, producer_options options);
     ~producer_impl();
 
     void start() {
@@ -59,7 +63,11 @@ public:
     op_pool& pool() noexcept { return pool_; }
 
     void start_send(send_op* op);
+    void start_batch(batch_base* batch);
+    void cancel_batch(batch_base* batch);
     void cancel(send_op* op);
+    error_code fatal_code() const;
+    std::string fatal_reason() const;
     void flush(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler);
     void close(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler);
     std::size_t in_flight() const noexcept {
@@ -83,7 +91,11 @@ private:
     struct topic_entry {
         std::string_view name; // interned
         topic_ptr handle;
+        const custom_partitioner* partition_with = nullptr;
     };
+
+    static std::int32_t call_partitioner(const rd_kafka_topic_t* rkt, const void* key, size_t keylen,
+                                         std::int32_t partition_count, void* topic_opaque, void* msg_opaque) noexcept;
 
     rd_kafka_resp_err_t produce(send_op* op);
     topic_entry* topic_for(std::string_view name);
@@ -91,16 +103,19 @@ private:
     void finish_delivery(send_op* op, error_code ec, const record_metadata& md);
     void complete_deliveries(rd_kafka_event_t* event);
     void retry_waiting();
-    void abort_waiting();
+    void abort_waiting(error_code ec = boost::asio::error::operation_aborted);
+    void on_fatal();
     void push_waiting(send_op* op);
     bool flush_until(clock::time_point deadline, bool is_close);
     void on_log(rd_kafka_event_t* event);
     void on_error(rd_kafka_event_t* event);
+    void on_stats(rd_kafka_event_t* event);
     record_metadata describe(const send_op* op) const;
     void complete_with(any_completion_handler<void(error_code)> handler, error_code ec);
     void post_to_strand(any_completion_handler<void()> f);
 
     boost::asio::any_io_executor executor_;
+    producer_options options_;
     op_pool pool_;
     // Declared before the bridge: the bridge detaches from the queue when destroyed.
     kafka_ptr rk_;
@@ -117,21 +132,29 @@ private:
     std::atomic<bool> has_waiting_{false};
 
     std::atomic<lifecycle> state_{lifecycle::open};
+    std::atomic<bool> fatal_{false};
+    mutable std::mutex fatal_mutex_;
+    error_code fatal_code_;
+    std::string fatal_reason_;
     // Set when the execution context shuts down: background work then completes nothing.
     std::atomic<bool> context_gone_{false};
     std::mutex close_mutex_;
     std::vector<any_completion_handler<void(error_code)>> close_handlers_;
 };
 
-producer_impl::producer_impl(boost::asio::any_io_executor executor, const config& properties)
-    : executor_(std::move(executor)) {
+producer_impl::producer_impl(boost::asio::any_io_executor executor, const config& properties,
+                             producer_options options)
+    : executor_(std::move(executor)), options_(std::move(options)) {
     config effective = properties;
-    // Safe by default: no duplicates or reordering on retries (documented in the README).
+    // Safe by default: no duplicates or reordering on retries (documented in producer.hpp).
     if (!effective.contains("enable.idempotence")) effective.set("enable.idempotence", "true");
+    if (options_.partitioning) effective.set("partitioner", std::string(to_string(*options_.partitioning)));
     // Logs become events on our queue, so they are handled on the executor.
     effective.set("log.queue", "true");
     auto conf = make_conf(effective);
-    rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG);
+    // Statistics are events only when statistics.interval.ms asks for them.
+    rd_kafka_conf_set_events(conf.get(),
+                             RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_STATS);
     rk_ = make_client(RD_KAFKA_PRODUCER, std::move(conf));
     queue_.reset(rd_kafka_queue_get_main(rk_.get()));
     rd_kafka_set_log_queue(rk_.get(), queue_.get());
@@ -174,12 +197,32 @@ producer_impl::topic_entry* producer_impl::topic_for(std::string_view name) {
     // entry, so a delivery report finds the interned name without a lookup.
     rd_kafka_topic_conf_t* tconf = rd_kafka_default_topic_conf_dup(rk_.get());
     rd_kafka_topic_conf_set_opaque(tconf, entry.get());
+    if (options_.partition_with) {
+        entry->partition_with = &options_.partition_with;
+        rd_kafka_topic_conf_set_partitioner_cb(tconf, &producer_impl::call_partitioner);
+    }
     const std::string name_z(name);
     entry->handle.reset(rd_kafka_topic_new(rk_.get(), name_z.c_str(), tconf));
     if (!entry->handle) return nullptr; // invalid name; librdkafka freed tconf
     auto* raw = entry.get();
     topics_.emplace(entry->name, std::move(entry));
     return raw;
+}
+
+// Runs on librdkafka's threads (or inside produce()): touches nothing but its arguments
+// and the user's function, and lets no exception out into C.
+std::int32_t producer_impl::call_partitioner(const rd_kafka_topic_t*, const void* key, size_t keylen,
+                                             std::int32_t partition_count, void* topic_opaque, void*) noexcept {
+    const auto* entry = static_cast<const topic_entry*>(topic_opaque);
+    try {
+        std::optional<std::string_view> k;
+        if (key) k.emplace(static_cast<const char*>(key), keylen);
+        const std::int32_t p = (*entry->partition_with)(entry->name, k, partition_count);
+        // Out of range: an invalid partition, which fails the record with unknown_partition.
+        return p >= 0 && p < partition_count ? p : partition_count;
+    } catch (...) {
+        return partition_count;
+    }
 }
 
 record_metadata producer_impl::describe(const send_op* op) const {
@@ -263,13 +306,20 @@ rd_kafka_resp_err_t producer_impl::produce(send_op* op) {
         }
         ++n;
     }
+    op->enqueued = true; // before librdkafka may report it, on any thread
     error_ptr err(rd_kafka_produceva(rk_.get(), vu, n));
-    return err ? rd_kafka_error_code(err.get()) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!err) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    op->enqueued = false;
+    return rd_kafka_error_code(err.get());
 }
 
 void producer_impl::start_send(send_op* op) {
     if (state_.load(std::memory_order_acquire) != lifecycle::open) {
         fail(op, errc::client_closed);
+        return;
+    }
+    if (fatal_.load(std::memory_order_acquire)) {
+        fail(op, errc::fatal);
         return;
     }
     // Behind records already waiting for room, to keep their order.
@@ -282,8 +332,11 @@ void producer_impl::start_send(send_op* op) {
         }
     }
     const rd_kafka_resp_err_t err = produce(op);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        op->accepted(false);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {
         std::lock_guard lock(waiting_mutex_);
         auto expected = send_op::state::in_flight;
         if (!op->status.compare_exchange_strong(expected, send_op::state::waiting_for_room)) {
@@ -296,7 +349,49 @@ void producer_impl::start_send(send_op* op) {
         if (first) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->retry_waiting(); });
         return;
     }
-    fail(op, make_error_code_from_kafka(err));
+    fail(op, err == RD_KAFKA_RESP_ERR__FATAL ? error_code(errc::fatal) : make_error_code_from_kafka(err));
+}
+
+void producer_impl::start_batch(batch_base* batch) {
+    // One count for this loop, so a batch whose records all complete before the loop
+    // ends is not completed (and freed) under it.
+    batch->remaining.store(batch->count + 1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < batch->count; ++i) start_send(&batch->elements[i]);
+    batch->release_one(false, true);
+}
+
+void producer_impl::cancel_batch(batch_base* batch) {
+    // Records still waiting for room are never sent: unlink them.
+    send_op* unlinked = nullptr;
+    {
+        std::lock_guard lock(waiting_mutex_);
+        send_op** link = &waiting_head_;
+        send_op* prev = nullptr;
+        while (send_op* op = *link) {
+            if (op->group == batch) {
+                *link = op->next;
+                op->next = unlinked;
+                unlinked = op;
+                op->status.store(send_op::state::abandoned);
+            } else {
+                prev = op;
+                link = &op->next;
+            }
+        }
+        waiting_tail_ = prev;
+        if (!waiting_head_) has_waiting_.store(false, std::memory_order_release);
+    }
+    // Their reports say so, then the await ends; the rest report into nothing.
+    for (send_op* op = unlinked; op; op = op->next) {
+        auto* e = static_cast<batch_element*>(op);
+        batch->reports[e->index] = delivery_report{boost::asio::error::operation_aborted, describe(op)};
+        batch->failed.fetch_add(1, std::memory_order_relaxed);
+    }
+    batch->complete_early();
+    while (send_op* op = unlinked) {
+        unlinked = op->next;
+        op->release();
+    }
 }
 
 void producer_impl::push_waiting(send_op* op) {
@@ -324,7 +419,7 @@ void producer_impl::retry_waiting() {
         if (state_.load(std::memory_order_acquire) != lifecycle::open) return;
         op->status.store(send_op::state::in_flight);
         const rd_kafka_resp_err_t err = produce(op);
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {
             op->status.store(send_op::state::waiting_for_room);
             return;
         }
@@ -335,12 +430,15 @@ void producer_impl::retry_waiting() {
         }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             op->status.store(send_op::state::abandoned);
-            op->complete(make_error_code_from_kafka(err), describe(op), false);
+            op->complete(err == RD_KAFKA_RESP_ERR__FATAL ? error_code(errc::fatal) : make_error_code_from_kafka(err),
+                         describe(op), false);
+        } else {
+            op->accepted(false);
         }
     }
 }
 
-void producer_impl::abort_waiting() {
+void producer_impl::abort_waiting(error_code ec) {
     send_op* list;
     {
         std::lock_guard lock(waiting_mutex_);
@@ -351,7 +449,7 @@ void producer_impl::abort_waiting() {
     while (send_op* op = list) {
         list = op->next;
         op->status.store(send_op::state::abandoned);
-        op->complete(boost::asio::error::operation_aborted, describe(op), false);
+        op->complete(ec, describe(op), false);
     }
 }
 
@@ -375,6 +473,7 @@ void producer_impl::cancel(send_op* op) {
         return;
     }
     lock.unlock();
+    if (!op->cancellable_in_flight) return;
     // Accepted by librdkafka: end the wait now; the memory waits for the delivery report.
     auto expected = send_op::state::in_flight;
     if (op->status.compare_exchange_strong(expected, send_op::state::abandoned))
@@ -388,6 +487,7 @@ void producer_impl::on_event(rd_kafka_event_t* event) {
     case RD_KAFKA_EVENT_DR: complete_deliveries(event); break;
     case RD_KAFKA_EVENT_LOG: on_log(event); break;
     case RD_KAFKA_EVENT_ERROR: on_error(event); break;
+    case RD_KAFKA_EVENT_STATS: on_stats(event); break;
     default: break;
     }
 }
@@ -417,7 +517,11 @@ void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
         md.timestamp_type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME       ? timestamp_type::create_time
                             : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? timestamp_type::log_append_time
                                                                            : timestamp_type::not_available;
-        const error_code ec = m->err ? make_error_code_from_kafka(m->err) : error_code{};
+        // After a fatal error every failure (purged, or failed by librdkafka) is that error.
+        const error_code ec = !m->err                                                  ? error_code{}
+                              : m->err == RD_KAFKA_RESP_ERR__FATAL || fatal_.load(std::memory_order_relaxed)
+                                  ? error_code(errc::fatal)
+                                  : make_error_code_from_kafka(m->err);
         try {
             finish_delivery(op, ec, md);
         } catch (...) {
@@ -435,13 +539,67 @@ void producer_impl::on_log(rd_kafka_event_t* event) {
     const char* facility = nullptr;
     const char* message = nullptr;
     int level = 0;
-    if (rd_kafka_event_log(event, &facility, &message, &level) == 0)
-        fmt::print(stderr, "kcoro producer [{}] {}: {}\n", level, facility, message);
+    if (rd_kafka_event_log(event, &facility, &message, &level) != 0) return;
+    const log_entry entry{level, facility ? facility : "", message ? message : ""};
+    if (options_.on_log)
+        options_.on_log(entry);
+    else if (level <= 3) // errors and worse; lower levels only on request
+        fmt::print(stderr, "kcoro producer {}\n", entry);
+}
+
+void producer_impl::on_stats(rd_kafka_event_t* event) {
+    if (!options_.on_statistics) return;
+    if (const char* json = rd_kafka_event_stats(event)) options_.on_statistics(json);
 }
 
 void producer_impl::on_error(rd_kafka_event_t* event) {
-    fmt::print(stderr, "kcoro producer error{}: {}\n", rd_kafka_event_error_is_fatal(event) ? " (fatal)" : "",
-               rd_kafka_event_error_string(event));
+    const bool fatal = rd_kafka_event_error_is_fatal(event) != 0;
+    error_code code = make_error_code_from_kafka(rd_kafka_event_error(event));
+    std::string reason = rd_kafka_event_error_string(event) ? rd_kafka_event_error_string(event) : "";
+    if (fatal) {
+        // The event says only "fatal": the underlying error comes from rd_kafka_fatal_error().
+        std::array<char, 512> buf{};
+        const rd_kafka_resp_err_t underlying = rd_kafka_fatal_error(rk_.get(), buf.data(), buf.size());
+        {
+            std::lock_guard lock(fatal_mutex_);
+            if (underlying != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                fatal_code_ = make_error_code_from_kafka(underlying);
+                fatal_reason_ = buf.data();
+            } else {
+                fatal_code_ = code;
+                fatal_reason_ = reason;
+            }
+            code = fatal_code_;
+            reason = fatal_reason_;
+        }
+        fatal_.store(true, std::memory_order_release);
+        on_fatal();
+    }
+    const client_error e{code, reason, fatal};
+    if (options_.on_error)
+        options_.on_error(e);
+    else
+        fmt::print(stderr, "kcoro producer {}\n", e);
+}
+
+void producer_impl::on_fatal() {
+    // Nothing more can be delivered: fail what waits for room, and purge what librdkafka
+    // holds, whose reports then complete with errc::fatal.
+    abort_waiting(errc::fatal);
+    std::lock_guard lock(client_mutex_);
+    if (rk_) rd_kafka_purge(rk_.get(), purge_all | RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
+error_code producer_impl::fatal_code() const {
+    if (!fatal_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lock(fatal_mutex_);
+    return fatal_code_;
+}
+
+std::string producer_impl::fatal_reason() const {
+    if (!fatal_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lock(fatal_mutex_);
+    return fatal_reason_;
 }
 
 // ---- flush and close ---------------------------------------------------------------
@@ -540,6 +698,188 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
     });
 }
 
+// ---- enqueue() and delivery -----------------------------------------------------------
+
+// The state behind an enqueue() and its `delivery`. Two references keep it: the enqueue
+// side (its handler, then the delivery handle it yields) and librdkafka (until the
+// delivery report). Memory comes from the producer's pool; the owner reference keeps
+// the pool alive for a delivery handle that outlives its producer.
+//
+// Boost 1.81's any_completion_handler::operator=(any_completion_handler&&) wraps the
+// source in a new handler built from an lvalue of itself (endless recursion): handlers
+// are only ever moved by construction or swap() here.
+struct delivery_state final : send_op {
+    explicit delivery_state(std::shared_ptr<producer_impl> o)
+        : send_op(&do_complete, &do_release, &do_accepted), owner(std::move(o)) {
+        cancellable_in_flight = false;
+    }
+
+    static delivery_state* create(const std::shared_ptr<producer_impl>& owner) {
+        void* mem = owner->pool().allocate(sizeof(delivery_state));
+        return ::new (mem) delivery_state(owner);
+    }
+
+    void destroy() {
+        std::shared_ptr<producer_impl> o = std::move(owner);
+        this->~delivery_state();
+        o->pool().deallocate(this, sizeof(delivery_state));
+    }
+
+    struct cancel_enqueue {
+        delivery_state* self;
+        void operator()(boost::asio::cancellation_type_t) const { cancel_send(*self->owner, self); }
+    };
+
+    struct cancel_wait {
+        delivery_state* self;
+        void operator()(boost::asio::cancellation_type_t) const {
+            any_completion_handler<void(error_code, record_metadata)> h;
+            record_metadata md;
+            {
+                std::lock_guard lock(self->mutex);
+                h.swap(self->waiter);
+                md = self->md;
+            }
+            if (h) post_handler(self->owner->executor(), std::move(h), boost::asio::error::operation_aborted, md);
+        }
+    };
+
+    template <class Handler, class... Args>
+    static void post_handler(const boost::asio::any_io_executor& ex, Handler h, Args&&... args) {
+        auto slot = boost::asio::get_associated_cancellation_slot(h);
+        if (slot.is_connected()) slot.clear();
+        boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
+    }
+
+    // Librdkafka accepted the record: the enqueue completes with the delivery handle.
+    static void do_accepted(send_op* op, bool) {
+        auto* self = static_cast<delivery_state*>(op);
+        any_completion_handler<void(error_code, delivery)> h;
+        {
+            std::lock_guard lock(self->mutex);
+            h.swap(self->on_enqueued);
+        }
+        post_handler(self->owner->executor(), std::move(h), error_code{}, delivery_access::make(self));
+    }
+
+    static void do_complete(send_op* op, error_code ec, const record_metadata& md, bool may_run_inline,
+                            bool free_memory) {
+        auto* self = static_cast<delivery_state*>(op);
+        if (!free_memory) return; // cancellation never ends an accepted enqueue early
+        if (!self->enqueued) {
+            // Refused before acceptance: the enqueue fails, no delivery exists.
+            any_completion_handler<void(error_code, delivery)> h = std::move(self->on_enqueued);
+            const boost::asio::any_io_executor ex = self->owner->executor();
+            self->destroy();
+            post_handler(ex, std::move(h), ec, delivery{});
+            (void)md;
+            return;
+        }
+        any_completion_handler<void(error_code, record_metadata)> waiter;
+        bool last;
+        {
+            std::lock_guard lock(self->mutex);
+            self->done = true;
+            self->ec = ec;
+            self->md = md;
+            waiter.swap(self->waiter);
+            last = --self->refs == 0;
+        }
+        const boost::asio::any_io_executor ex = self->owner->executor();
+        if (last) self->destroy();
+        if (!waiter) return;
+        auto slot = boost::asio::get_associated_cancellation_slot(waiter);
+        if (slot.is_connected()) slot.clear();
+        if (may_run_inline)
+            boost::asio::dispatch(ex, boost::asio::append(std::move(waiter), ec, md));
+        else
+            boost::asio::post(ex, boost::asio::append(std::move(waiter), ec, md));
+    }
+
+    static void do_release(send_op* op) {
+        auto* self = static_cast<delivery_state*>(op);
+        if (!self->enqueued) {
+            self->destroy();
+            return;
+        }
+        self->drop();
+    }
+
+    void drop() {
+        bool last;
+        {
+            std::lock_guard lock(mutex);
+            waiter = nullptr; // no executor to complete on any more
+            last = --refs == 0;
+        }
+        if (last) destroy();
+    }
+
+    std::shared_ptr<producer_impl> owner;
+    std::mutex mutex;
+    int refs = 2;
+    bool done = false;
+    error_code ec;
+    record_metadata md;
+    any_completion_handler<void(error_code, delivery)> on_enqueued;
+    any_completion_handler<void(error_code, record_metadata)> waiter;
+};
+
+void start_enqueue(producer_impl& impl, const record* owned, const record_view* view,
+                   any_completion_handler<void(error_code, delivery)> handler) {
+    delivery_state* s = delivery_state::create(impl.shared_from_this());
+    s->owned = owned;
+    s->view = view;
+    s->on_enqueued.swap(handler);
+    auto slot = boost::asio::get_associated_cancellation_slot(s->on_enqueued);
+    if (slot.is_connected()) slot.template emplace<delivery_state::cancel_enqueue>(delivery_state::cancel_enqueue{s});
+    impl.start_send(s);
+}
+
+void start_delivery_wait(delivery_state* s, any_completion_handler<void(error_code, record_metadata)> handler) {
+    if (!s) {
+        // No producer to complete on: the system executor hands it to the handler's own.
+        boost::asio::post(boost::asio::system_executor(), boost::asio::append(std::move(handler), error_code(errc::invalid_argument),
+                                                  record_metadata{}));
+        return;
+    }
+    std::unique_lock lock(s->mutex);
+    if (s->done) {
+        const error_code ec = s->ec;
+        const record_metadata md = s->md;
+        lock.unlock();
+        boost::asio::post(s->owner->executor(), boost::asio::append(std::move(handler), ec, md));
+        return;
+    }
+    s->waiter.swap(handler);
+    auto slot = boost::asio::get_associated_cancellation_slot(s->waiter);
+    if (slot.is_connected()) slot.template emplace<delivery_state::cancel_wait>(delivery_state::cancel_wait{s});
+}
+
+void release_delivery(delivery_state* s) noexcept {
+    any_completion_handler<void(error_code, record_metadata)> waiter;
+    bool last;
+    {
+        std::lock_guard lock(s->mutex);
+        waiter.swap(s->waiter);
+        last = --s->refs == 0;
+    }
+    // A wait still pending on a dropped delivery ends now.
+    if (waiter) {
+        try {
+            delivery_state::post_handler(s->owner->executor(), std::move(waiter), boost::asio::error::operation_aborted,
+                                         record_metadata{});
+        } catch (...) {
+        }
+    }
+    if (last) s->destroy();
+}
+
+bool delivery_ready(const delivery_state* s) noexcept {
+    std::lock_guard lock(const_cast<delivery_state*>(s)->mutex);
+    return s->done;
+}
+
 // ---- the functions the header's templates call -------------------------------------
 
 void* allocate_op(producer_impl& impl, std::size_t size) { return impl.pool().allocate(size); }
@@ -547,6 +887,15 @@ void deallocate_op(producer_impl& impl, void* p, std::size_t size) noexcept { im
 const boost::asio::any_io_executor& io_executor(const producer_impl& impl) noexcept { return impl.executor(); }
 void cancel_send(producer_impl& impl, send_op* op) { impl.cancel(op); }
 void start_send(producer_impl& impl, send_op* op) { impl.start_send(op); }
+void start_batch(producer_impl& impl, batch_base* batch) { impl.start_batch(batch); }
+void cancel_batch(producer_impl& impl, batch_base* batch) { impl.cancel_batch(batch); }
+
+std::string describe_failure(const producer_impl& impl, error_code ec, std::string context) {
+    if (ec != errc::fatal) return context;
+    const std::string reason = impl.fatal_reason();
+    if (reason.empty()) return context;
+    return fmt::format("{} (fatal: {}: {})", context, impl.fatal_code().message(), reason);
+}
 
 void start_flush(const std::shared_ptr<producer_impl>& impl, std::chrono::milliseconds timeout,
                  any_completion_handler<void(error_code)> handler) {
@@ -577,8 +926,21 @@ void throw_error(error_code ec, const std::string& context) { throw error(ec, co
 
 namespace kcoro {
 
-producer::producer(executor_type executor, const config& properties)
-    : impl_(std::make_shared<detail::producer_impl>(std::move(executor), properties)) {
+std::string_view to_string(partitioner p) noexcept {
+    switch (p) {
+    case partitioner::consistent_random: return "consistent_random";
+    case partitioner::consistent: return "consistent";
+    case partitioner::random: return "random";
+    case partitioner::murmur2: return "murmur2";
+    case partitioner::murmur2_random: return "murmur2_random";
+    case partitioner::fnv1a: return "fnv1a";
+    case partitioner::fnv1a_random: return "fnv1a_random";
+    }
+    return "consistent_random";
+}
+
+producer::producer(executor_type executor, const config& properties, producer_options options)
+    : impl_(std::make_shared<detail::producer_impl>(std::move(executor), properties, std::move(options))) {
     impl_->start();
 }
 
@@ -597,5 +959,15 @@ producer::~producer() {
 producer::executor_type producer::get_executor() const noexcept { return impl_->executor(); }
 
 std::size_t producer::in_flight() const noexcept { return impl_->in_flight(); }
+
+error_code producer::fatal_error() const { return impl_->fatal_code(); }
+
+std::string producer::fatal_reason() const { return impl_->fatal_reason(); }
+
+void producer::check_batch_size(std::size_t records, std::size_t reports) {
+    if (records != reports)
+        throw error(errc::invalid_argument,
+                    fmt::format("send_batch: {} records but {} reports (one report per record)", records, reports));
+}
 
 } // namespace kcoro

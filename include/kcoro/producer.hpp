@@ -23,8 +23,27 @@
 // Destroying a producer aborts what is not yet delivered: each pending send completes with
 // asio::error::operation_aborted. Call close() first to deliver what is queued.
 //
+// Pipelining. Awaiting each send costs a linger + round trip per record, so one
+// coroutine should not send records one by one. send_batch() sends a whole range as one
+// operation and reports each record's outcome; enqueue() completes as soon as librdkafka
+// accepted the record and yields a `delivery` to await later. Records of one partition
+// are delivered in the order they were sent (idempotence keeps it so across retries).
+//
 // Backpressure. When librdkafka's local queue (queue.buffering.max.messages / .kbytes) is
-// full, send() waits for delivery reports to make room instead of failing.
+// full, send(), send_batch() and enqueue() wait for delivery reports to make room instead
+// of failing (no busy loop), keeping the order of records; with
+// producer_options::when_queue_full = full_queue::fail_fast they fail with errc::queue_full.
+//
+// Reliability. Idempotence is on unless the properties say otherwise
+// (enable.idempotence=false): retries then never duplicate or reorder records, and
+// acks=all is implied. acks, retries, delivery.timeout.ms (alias message.timeout.ms) are
+// librdkafka's properties. A record not delivered within delivery.timeout.ms fails with
+// errc::message_timed_out. A fatal error (e.g. an idempotence sequence desynchronised)
+// makes the producer unusable: pending and later operations fail with errc::fatal, the
+// exceptions thrown name the underlying reason, and fatal_error() reports it.
+//
+// Observability. librdkafka's logs, statistics and error events go to the callbacks of
+// producer_options, run on the producer's executor (see producer_options.hpp).
 //
 // Cancellation (per operation, through the handler's cancellation slot): a send still
 // waiting for room is removed and completes with operation_aborted, and is never sent.
@@ -33,8 +52,12 @@
 #pragma once
 
 #include <kcoro/config.hpp>
+#include <kcoro/delivery.hpp>
+#include <kcoro/delivery_report.hpp>
+#include <kcoro/detail/batch_op.hpp>
 #include <kcoro/detail/send_op_impl.hpp>
 #include <kcoro/error.hpp>
+#include <kcoro/producer_options.hpp>
 #include <kcoro/record.hpp>
 #include <kcoro/record_metadata.hpp>
 
@@ -47,7 +70,13 @@
 #include <boost/asio/execution_context.hpp>
 
 #include <chrono>
+#include <cstddef>
+#include <iterator>
 #include <memory>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string>
 #include <type_traits>
 
 namespace kcoro {
@@ -58,9 +87,17 @@ void start_flush(const std::shared_ptr<producer_impl>& impl, std::chrono::millis
                  boost::asio::any_completion_handler<void(error_code)> handler);
 void start_close(const std::shared_ptr<producer_impl>& impl, std::chrono::milliseconds timeout,
                  boost::asio::any_completion_handler<void(error_code)> handler);
+void start_enqueue(producer_impl& impl, const record* owned, const record_view* view,
+                   boost::asio::any_completion_handler<void(error_code, delivery)> handler);
 void abandon(std::shared_ptr<producer_impl> impl) noexcept;
-std::string describe_send_failure(const record_metadata& md, std::string_view topic);
-[[noreturn]] void throw_error(error_code ec, const std::string& context);
+/// Adds the fatal error's reason when `ec` is errc::fatal.
+std::string describe_failure(const producer_impl& impl, error_code ec, std::string context);
+
+template <class R>
+concept record_range = std::ranges::forward_range<R> && std::ranges::sized_range<R> &&
+                       (std::is_same_v<std::remove_cvref_t<std::ranges::range_reference_t<R>>, record> ||
+                        std::is_same_v<std::remove_cvref_t<std::ranges::range_reference_t<R>>, record_view>) &&
+                       std::is_lvalue_reference_v<std::ranges::range_reference_t<R>>;
 } // namespace detail
 
 class producer {
@@ -72,12 +109,13 @@ public:
 
     /// Creates a producer from librdkafka properties. Throws kcoro::error naming the key
     /// when a property is unknown or its value rejected.
-    producer(executor_type executor, const config& properties);
+    /// `options`: log/statistics/error callbacks, partitioner, full-queue policy.
+    producer(executor_type executor, const config& properties, producer_options options = {});
 
     template <class ExecutionContext>
         requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
-    producer(ExecutionContext& context, const config& properties)
-        : producer(context.get_executor(), properties) {}
+    producer(ExecutionContext& context, const config& properties, producer_options options = {})
+        : producer(context.get_executor(), properties, std::move(options)) {}
 
     producer(producer&&) noexcept = default;
     producer& operator=(producer&& other) noexcept;
@@ -108,14 +146,87 @@ public:
 
     boost::asio::awaitable<record_metadata> send(const record& r) {
         auto [ec, md] = co_await send(r, boost::asio::as_tuple(boost::asio::deferred));
-        if (ec) detail::throw_error(ec, detail::describe_send_failure(md, r.topic));
+        if (ec) fail(ec, md, r.topic);
         co_return md;
     }
 
     boost::asio::awaitable<record_metadata> send(const record_view& r) {
         auto [ec, md] = co_await send(r, boost::asio::as_tuple(boost::asio::deferred));
-        if (ec) detail::throw_error(ec, detail::describe_send_failure(md, r.topic));
+        if (ec) fail(ec, md, r.topic);
         co_return md;
+    }
+
+    /// Sends a range of records (`record` or `record_view`, kept alive by the caller until
+    /// completion) as one operation: void(error_code, std::size_t failed). reports[i]
+    /// receives the outcome of the i-th record (reports.size() must equal the range's
+    /// size, else kcoro::error with errc::invalid_argument is thrown before anything is
+    /// sent). The error_code is the first failed record's error (in range order), empty
+    /// when all were delivered; `failed` counts the failures. Records are enqueued in
+    /// order, waiting for room as send() does.
+    ///
+    /// Cancellation: records still waiting for room are not sent (their reports say
+    /// operation_aborted); the operation completes with operation_aborted at once, and
+    /// reports are no longer written (the records in librdkafka are still delivered).
+    template <detail::record_range Records, class CompletionToken>
+    auto send_batch(const Records& records, std::span<delivery_report> reports, CompletionToken&& token) {
+        check_batch_size(std::ranges::size(records), reports.size());
+        return boost::asio::async_initiate<CompletionToken, void(error_code, std::size_t)>(
+            [impl = impl_.get(), reports](auto handler, const Records* rs) {
+                auto* b = detail::batch_op_impl<std::decay_t<decltype(handler)>>::create(std::move(handler), *impl,
+                                                                                          reports);
+                std::size_t i = 0;
+                for (const auto& r : *rs) {
+                    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(r)>, record>)
+                        b->elements[i].owned = &r;
+                    else
+                        b->elements[i].view = &r;
+                    ++i;
+                }
+                detail::start_batch(*impl, b);
+            },
+            token, &records);
+    }
+
+    /// Awaitable send_batch(): yields the number of failed records (0: all delivered;
+    /// `reports` say which failed and why). Throws kcoro::error (the first failure's)
+    /// when no record at all was delivered, or when the operation was cancelled.
+    template <detail::record_range Records>
+    boost::asio::awaitable<std::size_t> send_batch(const Records& records, std::span<delivery_report> reports) {
+        auto [ec, failed] = co_await send_batch(records, reports, boost::asio::as_tuple(boost::asio::deferred));
+        if (ec && (failed == reports.size() || ec == boost::asio::error::operation_aborted))
+            detail::throw_error(ec, detail::describe_failure(*impl_, ec, "send_batch"));
+        co_return failed;
+    }
+
+    /// Enqueues a record and completes once librdkafka has accepted it (after waiting for
+    /// room if the local queue was full): void(error_code, delivery). Await the delivery
+    /// for the record's metadata. Errors known before acceptance (invalid partition,
+    /// oversized record, closed producer, queue_full in fail-fast mode) fail this
+    /// operation; delivery errors are reported by the delivery. The record is copied
+    /// (a record_view's value is not: keep it alive until the delivery is reported).
+    /// Cancellation applies while waiting for room (the record is then not sent).
+    template <class CompletionToken>
+    auto enqueue(const record& r, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, delivery)>(
+            initiate_enqueue{impl_.get()}, token, &r, static_cast<const record_view*>(nullptr));
+    }
+
+    template <class CompletionToken>
+    auto enqueue(const record_view& r, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, void(error_code, delivery)>(
+            initiate_enqueue{impl_.get()}, token, static_cast<const record*>(nullptr), &r);
+    }
+
+    boost::asio::awaitable<delivery> enqueue(const record& r) {
+        auto [ec, d] = co_await enqueue(r, boost::asio::as_tuple(boost::asio::deferred));
+        if (ec) fail(ec, record_metadata{.topic = {}, .partition = r.partition.value_or(-1)}, r.topic);
+        co_return std::move(d);
+    }
+
+    boost::asio::awaitable<delivery> enqueue(const record_view& r) {
+        auto [ec, d] = co_await enqueue(r, boost::asio::as_tuple(boost::asio::deferred));
+        if (ec) fail(ec, record_metadata{.topic = {}, .partition = r.partition.value_or(-1)}, r.topic);
+        co_return std::move(d);
     }
 
     /// Completes once every record sent before it has been delivered or has failed
@@ -156,7 +267,26 @@ public:
     /// Records accepted but not yet delivered (librdkafka's out-queue length).
     std::size_t in_flight() const noexcept;
 
+    /// After a fatal error: librdkafka's underlying error (e.g. an out-of-order sequence)
+    /// and its reason. Empty error_code while the producer is healthy.
+    error_code fatal_error() const;
+    std::string fatal_reason() const;
+
 private:
+    [[noreturn]] void fail(error_code ec, const record_metadata& md, std::string_view topic) const {
+        detail::throw_error(ec, detail::describe_failure(*impl_, ec, detail::describe_send_failure(md, topic)));
+    }
+    static void check_batch_size(std::size_t records, std::size_t reports);
+
+    struct initiate_enqueue {
+        detail::producer_impl* impl;
+
+        template <class Handler>
+        void operator()(Handler&& handler, const record* owned, const record_view* view) const {
+            detail::start_enqueue(*impl, owned, view, detail::with_recycling_allocator(std::move(handler)));
+        }
+    };
+
     struct initiate_send {
         detail::producer_impl* impl;
 

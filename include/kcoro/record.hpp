@@ -92,3 +92,24 @@ struct fmt::formatter<kcoro::record> : fmt::formatter<std::string_view> {
         return fmt::format_to(out, "}}");
     }
 };
+
+template <>
+struct fmt::formatter<kcoro::record_view> : fmt::formatter<std::string_view> {
+    // As for record: never the bytes themselves.
+    template <class FormatContext>
+    auto format(const kcoro::record_view& r, FormatContext& ctx) const {
+        auto out = fmt::format_to(ctx.out(), "record{{topic={}", r.topic);
+        if (r.partition) out = fmt::format_to(out, ", partition={}", *r.partition);
+        if (r.key) out = fmt::format_to(out, ", key={}B", r.key->size());
+        else out = fmt::format_to(out, ", key=null");
+        if (r.value) out = fmt::format_to(out, ", value={}B", r.value->size());
+        else out = fmt::format_to(out, ", value=null");
+        if (!r.headers.empty()) {
+            out = fmt::format_to(out, ", headers=[");
+            for (std::size_t i = 0; i < r.headers.size(); ++i)
+                out = fmt::format_to(out, "{}{}", i ? "," : "", r.headers[i].key);
+            out = fmt::format_to(out, "]");
+        }
+        return fmt::format_to(out, "}}");
+    }
+};

@@ -2,7 +2,8 @@
 //
 // Sends are started on any thread and completed on the executor; their state has a
 // handful of distinct sizes. Blocks are kept on per-size free lists, so a steady
-// stream of operations allocates nothing after warm-up.
+// stream of operations allocates nothing after warm-up. Batches need larger blocks
+// (one element per record): those are kept in power-of-two classes, a few per class.
 #pragma once
 
 #include <array>
@@ -27,12 +28,19 @@ private:
     };
     static constexpr std::array<std::size_t, 5> class_sizes{64, 128, 256, 512, 1024};
     static constexpr std::size_t max_cached_per_class = 1 << 17;
+    // Large classes: 2 KiB << i, up to 2 KiB << (large_classes - 1) = 64 MiB.
+    static constexpr std::size_t large_classes = 16;
+    static constexpr std::size_t max_cached_per_large_class = 4;
 
     static int size_class(std::size_t size) noexcept;
+    static int large_class(std::size_t size) noexcept;
+    static std::size_t large_size(int c) noexcept { return std::size_t(2048) << c; }
 
     std::mutex mutex_;
     std::array<free_block*, class_sizes.size()> free_{};
     std::array<std::size_t, class_sizes.size()> cached_{};
+    std::array<free_block*, large_classes> large_free_{};
+    std::array<std::size_t, large_classes> large_cached_{};
 };
 
 } // namespace kcoro::detail

@@ -32,7 +32,22 @@ public:
     const record_view* view = nullptr;
 
     send_op* next = nullptr; ///< link in the producer's list of sends waiting for room
+    /// The batch this op belongs to (nullptr for single sends): cancelling a batch
+    /// unlinks all of its ops that wait for room.
+    const void* group = nullptr;
     std::atomic<state> status{state::in_flight};
+    /// False for enqueue(): once accepted, cancellation no longer applies to the op
+    /// (the delivery has its own wait, cancelled separately).
+    bool cancellable_in_flight = true;
+    /// Set just before the record is handed to librdkafka, reset if it was refused: a
+    /// completion with it set is a delivery report, without it a failure to enqueue.
+    bool enqueued = false;
+
+    /// Called once librdkafka has accepted the record, on the thread that enqueued it
+    /// (nullptr: nothing to do). `may_run_inline` as for complete().
+    void accepted(bool may_run_inline) {
+        if (accepted_fn_) accepted_fn_(this, may_run_inline);
+    }
 
     /// Completes the handler with (ec, md) and frees the op. `may_run_inline`: the
     /// caller runs on the producer's executor outside any initiating function, so a
@@ -54,13 +69,16 @@ public:
 protected:
     using complete_fn = void (*)(send_op*, error_code, const record_metadata&, bool, bool);
     using release_fn = void (*)(send_op*);
+    using accepted_fn = void (*)(send_op*, bool);
 
-    send_op(complete_fn c, release_fn r) noexcept : complete_fn_(c), release_fn_(r) {}
+    send_op(complete_fn c, release_fn r, accepted_fn a = nullptr) noexcept
+        : complete_fn_(c), release_fn_(r), accepted_fn_(a) {}
     ~send_op() = default;
 
 private:
     complete_fn complete_fn_;
     release_fn release_fn_;
+    accepted_fn accepted_fn_;
 };
 
 } // namespace kcoro::detail

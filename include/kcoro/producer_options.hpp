@@ -1,0 +1,131 @@
+// kcoro: producer options beyond librdkafka's properties: where logs, statistics and
+// error events go, how records are partitioned, and what a full local queue means.
+//
+//     kcoro::producer p(io, cfg, {.on_log = [](const kcoro::log_entry& e) { ... },
+//                                 .partitioning = kcoro::partitioner::murmur2_random});
+//
+// Threads. on_log, on_statistics and on_error run on the producer's executor (on the
+// strand that drains librdkafka's event queue), never on librdkafka's threads, so they may
+// touch the caller's state the way any handler of that executor may. A custom partitioner
+// is the exception: see custom_partitioner.
+#pragma once
+
+#include <kcoro/error.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kcoro {
+
+/// A librdkafka log line. `level` is syslog's: 0 emergency ... 3 error, 4 warning,
+/// 6 info, 7 debug. Which lines librdkafka emits is set by the `log_level` and `debug`
+/// properties.
+struct log_entry {
+    int level = 0;
+    std::string_view facility; ///< e.g. "FAIL", "BROKER"; valid during the call only
+    std::string_view message;  ///< valid during the call only
+};
+
+/// A client-level error event from librdkafka (all brokers down, authentication failed,
+/// a fatal idempotence error ...). Most are transient and librdkafka keeps retrying;
+/// `fatal` ones make the producer unusable (see producer::fatal_error()).
+struct client_error {
+    error_code code;
+    std::string_view reason; ///< librdkafka's text; valid during the call only
+    bool fatal = false;
+};
+
+/// librdkafka's built-in partitioners (its `partitioner` property), for records with
+/// no explicit partition. Records without a key go to a random partition with every
+/// choice except consistent/murmur2/fnv1a, which send them all to one partition.
+enum class partitioner : std::uint8_t {
+    consistent_random, ///< librdkafka's default: CRC32 of the key
+    consistent,        ///< CRC32 of the key; keyless records all hash alike
+    random,            ///< ignores the key
+    murmur2,           ///< the Java client's key hash (keyless records all hash alike)
+    murmur2_random,    ///< the Java client's default: murmur2 of the key, keyless random
+    fnv1a,             ///< the Go (Sarama) client's key hash
+    fnv1a_random       ///< fnv1a of the key, keyless random
+};
+
+/// librdkafka's name for a partitioner (its `partitioner` property value).
+std::string_view to_string(partitioner p) noexcept;
+
+/// A user partitioner: given the topic, the key and the topic's partition count, returns
+/// a partition in [0, partition_count); any other value fails the record with
+/// errc::unknown_partition. Records without a key are placed by librdkafka's sticky
+/// partitioning (sticky.partitioning.linger.ms; set it to 0 to have them passed here,
+/// with a nullopt key).
+///
+/// librdkafka calls it on its own threads, possibly several at once, while the
+/// executor runs other code: it must be a pure function of its arguments (or
+/// synchronise what it shares) and must not use the producer or its executor. If it
+/// throws, the exception is swallowed and the record fails with errc::unknown_partition:
+/// exceptions never cross into librdkafka's C code.
+using custom_partitioner =
+    std::function<std::int32_t(std::string_view topic, std::optional<std::string_view> key, std::int32_t partition_count)>;
+
+/// What send() does when librdkafka's local queue (queue.buffering.max.messages /
+/// queue.buffering.max.kbytes) is full.
+enum class full_queue : std::uint8_t {
+    wait,     ///< suspend until delivery reports free room (the default; never busy-loops)
+    fail_fast ///< complete at once with errc::queue_full
+};
+
+struct producer_options {
+    /// librdkafka's log lines. Unset: lines at level 3 (error) or more severe are
+    /// printed to stderr, the rest dropped.
+    std::function<void(const log_entry&)> on_log{};
+
+    /// librdkafka's statistics JSON, every `statistics.interval.ms` (set that
+    /// property: librdkafka emits none by default). The view is valid during the call only.
+    std::function<void(std::string_view json)> on_statistics{};
+
+    /// Client-level error events. Unset: they are printed to stderr. Fatal errors are
+    /// reported here as well as failing the sends (errc::fatal).
+    std::function<void(const client_error&)> on_error{};
+
+    /// The built-in partitioner. Unset: the `partitioner` property if given, else
+    /// librdkafka's default (consistent_random).
+    std::optional<kcoro::partitioner> partitioning{};
+
+    /// A user partitioner; overrides `partitioning`. See custom_partitioner for the
+    /// threading rules.
+    custom_partitioner partition_with{};
+
+    kcoro::full_queue when_queue_full = full_queue::wait;
+};
+
+} // namespace kcoro
+
+template <>
+struct fmt::formatter<kcoro::partitioner> : fmt::formatter<std::string_view> {
+    template <class FormatContext>
+    auto format(kcoro::partitioner p, FormatContext& ctx) const {
+        return fmt::formatter<std::string_view>::format(kcoro::to_string(p), ctx);
+    }
+};
+
+/// Formats as "[level] FACILITY: message".
+template <>
+struct fmt::formatter<kcoro::log_entry> : fmt::formatter<std::string_view> {
+    template <class FormatContext>
+    auto format(const kcoro::log_entry& e, FormatContext& ctx) const {
+        return fmt::format_to(ctx.out(), "[{}] {}: {}", e.level, e.facility, e.message);
+    }
+};
+
+/// Formats as "fatal error: reason (code message)" or "error: ...".
+template <>
+struct fmt::formatter<kcoro::client_error> : fmt::formatter<std::string_view> {
+    template <class FormatContext>
+    auto format(const kcoro::client_error& e, FormatContext& ctx) const {
+        return fmt::format_to(ctx.out(), "{}: {} ({})", e.fatal ? "fatal error" : "error", e.reason,
+                              e.code.message());
+    }
+};
