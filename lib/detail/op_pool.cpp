@@ -46,7 +46,7 @@ void* op_pool::allocate(std::size_t size) {
         std::lock_guard lock(mutex_);
         if (free_block* b = large_free_[c]) {
             large_free_[c] = b->next;
-            --large_cached_[c];
+            large_cached_bytes_ -= large_size(c);
             return b;
         }
     }
@@ -63,9 +63,9 @@ void op_pool::deallocate(void* p, std::size_t size) noexcept {
         }
     } else if (const int l = large_class(size); l >= 0) {
         std::lock_guard lock(mutex_);
-        if (large_cached_[l] < max_cached_per_large_class) {
+        if (large_cached_bytes_ + large_size(l) <= max_large_cached_bytes) {
             large_free_[l] = ::new (p) free_block{large_free_[l]};
-            ++large_cached_[l];
+            large_cached_bytes_ += large_size(l);
             return;
         }
     }

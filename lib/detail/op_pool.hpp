@@ -3,7 +3,8 @@
 // Sends are started on any thread and completed on the executor; their state has a
 // handful of distinct sizes. Blocks are kept on per-size free lists, so a steady
 // stream of operations allocates nothing after warm-up. Batches need larger blocks
-// (one element per record): those are kept in power-of-two classes, a few per class.
+// (one element per record): those are kept in power-of-two classes, up to a bound on
+// the bytes cached, enough for a window of batches of thousands of records.
 #pragma once
 
 #include <array>
@@ -30,7 +31,7 @@ private:
     static constexpr std::size_t max_cached_per_class = 1 << 17;
     // Large classes: 2 KiB << i, up to 2 KiB << (large_classes - 1) = 64 MiB.
     static constexpr std::size_t large_classes = 16;
-    static constexpr std::size_t max_cached_per_large_class = 4;
+    static constexpr std::size_t max_large_cached_bytes = std::size_t(64) << 20;
 
     static int size_class(std::size_t size) noexcept;
     static int large_class(std::size_t size) noexcept;
@@ -40,7 +41,7 @@ private:
     std::array<free_block*, class_sizes.size()> free_{};
     std::array<std::size_t, class_sizes.size()> cached_{};
     std::array<free_block*, large_classes> large_free_{};
-    std::array<std::size_t, large_classes> large_cached_{};
+    std::size_t large_cached_bytes_ = 0;
 };
 
 } // namespace kcoro::detail
