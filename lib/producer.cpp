@@ -99,6 +99,7 @@ private:
 
     rd_kafka_resp_err_t produce(send_op* op);
     topic_entry* topic_for(std::string_view name);
+    topic_entry* create_topic_entry(std::string_view name); // under topics_mutex_
     void fail(send_op* op, error_code ec);
     void finish_delivery(send_op* op, error_code ec, const record_metadata& md);
     void complete_deliveries(rd_kafka_event_t* event);
@@ -123,6 +124,7 @@ private:
     mutable std::mutex client_mutex_; // guards rk_ against release at close
     std::mutex topics_mutex_;
     std::unordered_map<std::string_view, std::unique_ptr<topic_entry>> topics_;
+    std::atomic<topic_entry*> last_topic_{nullptr};
     std::optional<event_bridge> bridge_;
     worker_thread worker_;
 
@@ -181,6 +183,7 @@ producer_impl::~producer_impl() {
         while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event.get()))
             if (auto* op = static_cast<send_op*>(m->_private)) op->release();
     }
+    last_topic_.store(nullptr);
     topics_.clear();
     queue_.reset();
     rk_.reset();
@@ -189,8 +192,19 @@ producer_impl::~producer_impl() {
 // ---- sending ---------------------------------------------------------------------
 
 producer_impl::topic_entry* producer_impl::topic_for(std::string_view name) {
+    // Most producers send to one topic at a time: skip the lock and the hash for it.
+    if (topic_entry* last = last_topic_.load(std::memory_order_acquire); last && last->name == name) return last;
     std::lock_guard lock(topics_mutex_);
-    if (auto it = topics_.find(name); it != topics_.end()) return it->second.get();
+    if (auto it = topics_.find(name); it != topics_.end()) {
+        last_topic_.store(it->second.get(), std::memory_order_release);
+        return it->second.get();
+    }
+    topic_entry* created = create_topic_entry(name);
+    if (created) last_topic_.store(created, std::memory_order_release);
+    return created;
+}
+
+producer_impl::topic_entry* producer_impl::create_topic_entry(std::string_view name) {
     auto entry = std::make_unique<topic_entry>();
     entry->name = intern_topic_name(name);
     // Each handle inherits the default topic configuration and points back at its
@@ -356,7 +370,23 @@ void producer_impl::start_batch(batch_base* batch) {
     // One count for this loop, so a batch whose records all complete before the loop
     // ends is not completed (and freed) under it.
     batch->remaining.store(batch->count + 1, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < batch->count; ++i) start_send(&batch->elements[i]);
+    std::size_t i = 0;
+    for (; i < batch->count; ++i) {
+        // Once records wait for room, the rest of the batch queues behind them, in
+        // order, under one lock (retry_waiting() enqueues them as room frees up).
+        if (has_waiting_.load(std::memory_order_acquire) && options_.when_queue_full == full_queue::wait &&
+            state_.load(std::memory_order_acquire) == lifecycle::open && !fatal_.load(std::memory_order_acquire)) {
+            std::lock_guard lock(waiting_mutex_);
+            if (waiting_head_) {
+                for (; i < batch->count; ++i) {
+                    batch->elements[i].status.store(send_op::state::waiting_for_room, std::memory_order_relaxed);
+                    push_waiting(&batch->elements[i]);
+                }
+                break;
+            }
+        }
+        start_send(&batch->elements[i]);
+    }
     batch->release_one(false, true);
 }
 
@@ -681,6 +711,7 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
             self->worker_.run([self, clean] {
                 {
                     std::lock_guard lock(self->client_mutex_);
+                    self->last_topic_.store(nullptr);
                     self->topics_.clear();
                     self->queue_.reset();
                     self->rk_.reset(); // rd_kafka_destroy: may block briefly, so here

@@ -97,15 +97,17 @@ private:
         // Keeps the handler's executor busy until the handler has been handed over.
         std::optional<boost::asio::executor_work_guard<handler_executor>> work;
         if (self->work_) work.emplace(std::move(*self->work_));
-        const bool invoke_here = may_run_inline && self->runs_on_io_;
+        // Free before invoking, so the handler can start the next send with this memory.
+        if (may_run_inline && self->runs_on_io_) {
+            if (free_memory) destroy(self);
+            std::move(handler)(ec, md);
+            return;
+        }
         // dispatch/post hand the handler on to its own associated executor.
         const boost::asio::any_io_executor io_ex = io_executor(self->impl_);
-        // Free before invoking, so the handler can start the next send with this memory.
         if (free_memory) destroy(self);
 
-        if (invoke_here)
-            std::move(handler)(ec, md);
-        else if (may_run_inline)
+        if (may_run_inline)
             boost::asio::dispatch(io_ex, boost::asio::append(std::move(handler), ec, md));
         else
             boost::asio::post(io_ex, boost::asio::append(std::move(handler), ec, md));
