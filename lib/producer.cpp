@@ -707,7 +707,18 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
         }
         self->post_to_strand([self, clean, work] {
             self->abort_waiting();
-            self->bridge_->stop(); // completes the last delivery reports
+            // Every remaining report completes its operation before the queue goes: the
+            // bridge's stop() drains a single turn. A throwing handler must not stop
+            // the close half-way; its exception is rethrown once the close is under way.
+            std::exception_ptr thrown;
+            while (event_ptr event{rd_kafka_queue_poll(self->queue_.get(), 0)}) {
+                try {
+                    self->on_event(event.get());
+                } catch (...) {
+                    if (!thrown) thrown = std::current_exception();
+                }
+            }
+            self->bridge_->stop();
             self->worker_.run([self, clean] {
                 {
                     std::lock_guard lock(self->client_mutex_);
@@ -725,6 +736,7 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
                 for (auto& h : handlers)
                     self->complete_with(std::move(h), clean ? error_code{} : error_code(errc::timed_out));
             });
+            if (thrown) std::rethrow_exception(thrown);
         });
     });
 }

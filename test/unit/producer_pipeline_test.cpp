@@ -404,3 +404,24 @@ TEST_CASE("an undeliverable record fails with message_timed_out after delivery.t
         CHECK(kcoro::is_retriable(ec));
     });
 }
+
+TEST_CASE("close(deadline) under load completes every one of thousands of sends") {
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("close-load", 8);
+    cluster.set_round_trip_time(1, 1000ms);
+    asio::io_context io;
+    auto cfg = test_config(cluster);
+    cfg.set("batch.num.messages", "10"); // many small batches, so many delivery events
+    kcoro::producer producer(io, cfg);
+    const auto records = numbered("close-load", 20000, 8);
+    int completed = 0;
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        for (const auto& r : records)
+            producer.send(r, [&](kcoro::error_code, kcoro::record_metadata) { ++completed; });
+        auto [ec] = co_await producer.close(200ms, asio::as_tuple(asio::deferred));
+        CHECK(ec == kcoro::errc::timed_out);
+        asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+        co_await t.async_wait(asio::deferred);
+    }, 60s);
+    CHECK(completed == 20000);
+}
