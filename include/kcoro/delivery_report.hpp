@@ -21,7 +21,9 @@ struct delivery_report {
 
 /// Formats as "topic/partition@offset" or "topic/partition: error message".
 template <>
-struct fmt::formatter<kcoro::delivery_report> : fmt::formatter<std::string_view> {
+struct fmt::formatter<kcoro::delivery_report> {
+    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+
     template <class FormatContext>
     auto format(const kcoro::delivery_report& r, FormatContext& ctx) const {
         if (r.error) return fmt::format_to(ctx.out(), "{}/{}: {}", r.metadata.topic, r.metadata.partition, r.error.message());

@@ -113,7 +113,9 @@ struct fmt::formatter<kcoro::partitioner> : fmt::formatter<std::string_view> {
 
 /// Formats as "[level] FACILITY: message".
 template <>
-struct fmt::formatter<kcoro::log_entry> : fmt::formatter<std::string_view> {
+struct fmt::formatter<kcoro::log_entry> {
+    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+
     template <class FormatContext>
     auto format(const kcoro::log_entry& e, FormatContext& ctx) const {
         return fmt::format_to(ctx.out(), "[{}] {}: {}", e.level, e.facility, e.message);
@@ -122,7 +124,9 @@ struct fmt::formatter<kcoro::log_entry> : fmt::formatter<std::string_view> {
 
 /// Formats as "fatal error: reason (code message)" or "error: ...".
 template <>
-struct fmt::formatter<kcoro::client_error> : fmt::formatter<std::string_view> {
+struct fmt::formatter<kcoro::client_error> {
+    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+
     template <class FormatContext>
     auto format(const kcoro::client_error& e, FormatContext& ctx) const {
         return fmt::format_to(ctx.out(), "{}: {} ({})", e.fatal ? "fatal error" : "error", e.reason,
