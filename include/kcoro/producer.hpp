@@ -2,7 +2,12 @@
 //
 //     kcoro::producer producer(co_await asio::this_coro::executor,
 //                              {{"bootstrap.servers", "localhost:9092"}});
-//     kcoro::record_metadata md = co_await producer.send({.topic = "t", .value = "hi"});
+//     const kcoro::record r{.topic = "t", .value = "hi"};
+//     kcoro::record_metadata md = co_await producer.send(r);
+//
+// (Name the record: GCC 12 destroys a temporary written inside a co_await expression,
+// such as `co_await producer.send({.topic = "t"})`, twice, which corrupts the heap once
+// a string outgrows its small buffer. GCC 13 and Clang are not affected.)
 //
 // Every asynchronous operation has two forms:
 //  - without a completion token it returns an asio::awaitable that throws kcoro::error
