@@ -7,7 +7,7 @@
 //
 // (Name the record: GCC 12 destroys a temporary written inside a co_await expression,
 // such as `co_await producer.send({.topic = "t"})`, twice, which corrupts the heap once
-// a string outgrows its small buffer. GCC 13 and Clang are not affected.)
+// a string outgrows its small buffer; seen with GCC 12.2.)
 //
 // Every asynchronous operation has two forms:
 //  - without a completion token it returns an asio::awaitable that throws kcoro::error
