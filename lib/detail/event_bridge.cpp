@@ -74,12 +74,16 @@ void event_bridge::drain() {
     // librdkafka re-arms the fd only at the next poll, so each wake-up drains until the
     // queue is empty; a long queue is drained in turns so other handlers get to run.
     for (int i = 0; i < max_events_per_turn; ++i) {
+        if (!sink_->accepting_events()) {
+            sink_->after_drain();
+            return;
+        }
         event_ptr event(rd_kafka_queue_poll(queue_, 0));
         if (!event) {
             sink_->after_drain();
             return;
         }
-        sink_->on_event(event.get());
+        if (sink_->adopt_event(event.get())) (void)event.release();
         if (!running_) return;
     }
     sink_->after_drain();

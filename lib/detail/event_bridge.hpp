@@ -25,6 +25,17 @@ public:
     virtual void on_event(rd_kafka_event_t* event) = 0;
     /// Called after each drain, when the queue was found empty or a turn ended.
     virtual void after_drain() = 0;
+    /// Handles one event and may keep it: returns true when the sink took ownership
+    /// (a consumer keeps FETCH events, which own their message). By default the event
+    /// goes to on_event() and the bridge destroys it.
+    virtual bool adopt_event(rd_kafka_event_t* event) {
+        on_event(event);
+        return false;
+    }
+    /// False while the sink cannot take more events (a consumer's local buffer is full):
+    /// the bridge then leaves them queued in librdkafka, whose own limits bound memory,
+    /// until drain() is called again.
+    virtual bool accepting_events() { return true; }
 
 protected:
     ~event_sink() = default;

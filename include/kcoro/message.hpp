@@ -1,0 +1,104 @@
+// kcoro: a consumed message.
+//
+// A message owns the record librdkafka fetched, without copying it: key, value and
+// headers are views into librdkafka's buffer, valid as long as the message lives.
+// Messages are move-only and cheap to move (two pointers).
+//
+// A message may outlive its consumer: it keeps librdkafka's client alive (not the group
+// membership) until the last message of it is destroyed.
+#pragma once
+
+#include <kcoro/record.hpp>
+#include <kcoro/record_metadata.hpp>
+#include <kcoro/topic_partition.hpp>
+
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// librdkafka's types, declared so that this header need not include rdkafka.h.
+struct rd_kafka_op_s;
+struct rd_kafka_message_s;
+
+namespace kcoro {
+
+class message {
+public:
+    message() noexcept = default;
+    message(message&& other) noexcept
+        : event_(std::exchange(other.event_, nullptr)), msg_(std::exchange(other.msg_, nullptr)),
+          client_(std::move(other.client_)) {}
+    message& operator=(message&& other) noexcept {
+        if (this != &other) {
+            reset();
+            event_ = std::exchange(other.event_, nullptr);
+            msg_ = std::exchange(other.msg_, nullptr);
+            client_ = std::move(other.client_);
+        }
+        return *this;
+    }
+    message(const message&) = delete;
+    message& operator=(const message&) = delete;
+    ~message() { reset(); }
+
+    /// False for a default-constructed or moved-from message (whose accessors must not be used).
+    explicit operator bool() const noexcept { return msg_ != nullptr; }
+
+    std::string_view topic() const noexcept;
+    std::int32_t partition() const noexcept;
+    std::int64_t offset() const noexcept;
+    kcoro::timestamp timestamp() const noexcept;
+    kcoro::timestamp_type timestamp_type() const noexcept;
+
+    /// The key, or nullopt for a null key (distinct from an empty one).
+    std::optional<std::string_view> key() const noexcept;
+    /// The value, or nullopt for a null value (a tombstone).
+    std::optional<std::string_view> value() const noexcept;
+    /// The value's bytes (empty for a null value).
+    std::span<const std::byte> value_bytes() const noexcept;
+
+    /// Headers, in order (keys may repeat). Each call walks librdkafka's header list.
+    std::vector<header_view> headers() const;
+    /// The value of the last header named `key`: nullopt if there is none, an empty
+    /// optional inside for a null value.
+    std::optional<std::optional<std::string_view>> last_header(std::string_view key) const;
+
+    /// The partition and the offset to commit once this message is processed (offset + 1).
+    partition_offset next_offset() const;
+    kcoro::topic_partition topic_partition() const;
+
+    /// librdkafka's message, for what kcoro does not wrap. Owned by this object.
+    const rd_kafka_message_s* native_handle() const noexcept { return msg_; }
+
+    /// Takes ownership of a FETCH event and the message it carries (kcoro's core uses it).
+    message(rd_kafka_op_s* event, const rd_kafka_message_s* msg, std::shared_ptr<const void> client) noexcept
+        : event_(event), msg_(msg), client_(std::move(client)) {}
+
+private:
+    void reset() noexcept;
+
+    // The message lives inside librdkafka's event: destroying the event frees both.
+    rd_kafka_op_s* event_ = nullptr;
+    const rd_kafka_message_s* msg_ = nullptr;
+    // librdkafka's client, destroyed only when its last message is: it waits for them.
+    std::shared_ptr<const void> client_;
+};
+
+} // namespace kcoro
+
+/// Formats as "topic/partition@offset" (never the bytes, which may be large or confidential).
+template <>
+struct fmt::formatter<kcoro::message> : fmt::formatter<std::string_view> {
+    template <class FormatContext>
+    auto format(const kcoro::message& m, FormatContext& ctx) const {
+        if (!m) return fmt::format_to(ctx.out(), "message{{}}");
+        return fmt::format_to(ctx.out(), "{}/{}@{}", m.topic(), m.partition(), m.offset());
+    }
+};

@@ -1,0 +1,1123 @@
+#include <kcoro/consumer.hpp>
+
+#include "detail/client_config.hpp"
+#include "detail/client_registry.hpp"
+#include "detail/consumer_buffer.hpp"
+#include "detail/event_bridge.hpp"
+#include "detail/op_pool.hpp"
+#include "detail/rdkafka_ptr.hpp"
+#include "detail/worker_thread.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <unordered_set>
+
+namespace kcoro::detail {
+
+namespace {
+
+using boost::asio::any_completion_handler;
+using clock = std::chrono::steady_clock;
+
+struct tpl_deleter {
+    void operator()(rd_kafka_topic_partition_list_t* p) const noexcept { rd_kafka_topic_partition_list_destroy(p); }
+};
+using tpl_ptr = std::unique_ptr<rd_kafka_topic_partition_list_t, tpl_deleter>;
+
+tpl_ptr make_list(const std::vector<topic_partition>& parts) {
+    tpl_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+    for (const auto& p : parts) rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition);
+    return list;
+}
+
+tpl_ptr make_list(const std::vector<partition_offset>& parts) {
+    tpl_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+    for (const auto& p : parts) rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition)->offset = p.offset;
+    return list;
+}
+
+std::vector<topic_partition> to_partitions(const rd_kafka_topic_partition_list_t* list) {
+    std::vector<topic_partition> out;
+    if (!list) return out;
+    out.reserve(static_cast<std::size_t>(list->cnt));
+    for (int i = 0; i < list->cnt; ++i) out.push_back({list->elems[i].topic, list->elems[i].partition});
+    return out;
+}
+
+std::vector<partition_offset> to_offsets(const rd_kafka_topic_partition_list_t* list) {
+    std::vector<partition_offset> out;
+    if (!list) return out;
+    out.reserve(static_cast<std::size_t>(list->cnt));
+    for (int i = 0; i < list->cnt; ++i)
+        out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+    return out;
+}
+
+/// The first per-partition error of a list, with the partition it concerns.
+error_code first_error(const rd_kafka_topic_partition_list_t* list, std::string* context) {
+    if (!list) return {};
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& e = list->elems[i];
+        if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+        if (context) *context = fmt::format("topic '{}' partition {}", e.topic, e.partition);
+        return make_error_code_from_kafka(e.err);
+    }
+    return {};
+}
+
+std::string describe_partition(std::string_view topic, std::int32_t partition) {
+    return fmt::format("receive from topic '{}' partition {}", topic, partition);
+}
+
+bool contains(const std::vector<topic_partition>& parts, std::string_view topic, std::int32_t partition) {
+    return std::any_of(parts.begin(), parts.end(),
+                       [&](const topic_partition& p) { return p.partition == partition && p.topic == topic; });
+}
+
+// Errors that concern what the application consumes, so a receive reports them. Others
+// (a broker down, a transport error) are retried by librdkafka and only logged.
+bool is_consumer_error(rd_kafka_resp_err_t err) {
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+    case RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED:
+    case RD_KAFKA_RESP_ERR__FATAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void print_log(rd_kafka_event_t* event) {
+    const char* facility = nullptr;
+    const char* text = nullptr;
+    int level = 0;
+    if (rd_kafka_event_log(event, &facility, &text, &level) == 0)
+        fmt::print(stderr, "kcoro consumer [{}] {}: {}\n", level, facility, text);
+}
+
+} // namespace
+
+// librdkafka's client and its queues. Shared with every message fetched from it, since
+// rd_kafka_destroy() waits until all of them are gone: the last owner destroys it.
+struct consumer_client {
+    kafka_ptr rk;
+    queue_ptr queue;
+    queue_ptr side_queue;
+    ~consumer_client() {
+        queue.reset();
+        side_queue.reset();
+        // The group was left by close() (or is abandoned with the execution context):
+        // never block here on a group handshake.
+        if (rk) rd_kafka_destroy_flags(rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+};
+
+struct commit_op {
+    any_completion_handler<void(error_code)> handler;
+};
+
+class consumer_impl final : public event_sink,
+                            public registered_client,
+                            public std::enable_shared_from_this<consumer_impl> {
+public:
+    consumer_impl(boost::asio::any_io_executor executor, const config& properties, consumer_options options);
+    ~consumer_impl();
+
+    void start() {
+        boost::asio::use_service<client_registry>(boost::asio::query(executor_, boost::asio::execution::context))
+            .add(weak_from_this());
+        side_bridge_->start(shared_from_this(), &side_sink_);
+        bridge_->start(shared_from_this(), this);
+    }
+
+    const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+    op_pool& pool() noexcept { return pool_; }
+
+    // receiving
+    void start_receive(receive_op* op);
+    bool try_receive_now(message& out, error_code& ec);
+    void cancel(receive_op* op);
+    std::string last_error_context() const {
+        std::lock_guard lock(mutex_);
+        return last_error_context_;
+    }
+
+    // what to consume
+    void subscribe(const std::vector<std::string>& topics);
+    void unsubscribe();
+    std::vector<std::string> subscription() const;
+    void assign(const std::vector<partition_offset>& partitions);
+    void unassign();
+    std::vector<topic_partition> assignment() const;
+
+    // offsets
+    void commit(std::optional<std::vector<partition_offset>> offsets, any_completion_handler<void(error_code)> h);
+    error_code mark_done(const message& m, std::string* context) noexcept;
+    void seek(const partition_offset& position);
+    void pause_resume(const std::vector<topic_partition>& partitions, bool pause);
+    std::vector<partition_offset> position(const std::vector<topic_partition>& partitions) const;
+    std::optional<std::int64_t> lag(const topic_partition& tp) const;
+    void committed(std::vector<topic_partition> partitions, std::chrono::milliseconds timeout,
+                   any_completion_handler<void(error_code, std::vector<partition_offset>)> h);
+    void offsets_for_times(std::vector<partition_offset> times, std::chrono::milliseconds timeout,
+                           any_completion_handler<void(error_code, std::vector<partition_offset>)> h);
+    void watermark_offsets(topic_partition tp, std::chrono::milliseconds timeout,
+                           any_completion_handler<void(error_code, watermarks)> h);
+    kcoro::group_metadata group_metadata() const;
+    std::string member_id() const;
+
+    void close(any_completion_handler<void(error_code)> handler);
+    void disable_hooks() noexcept { hooks_enabled_.store(false); }
+
+    // event_sink
+    void on_event(rd_kafka_event_t* event) override { (void)adopt_event(event); }
+    bool adopt_event(rd_kafka_event_t* event) override;
+    bool accepting_events() override;
+    void after_drain() override;
+
+    // registered_client
+    void on_context_shutdown() noexcept override {
+        context_gone_.store(true);
+        worker_.stop();
+    }
+
+private:
+    enum class lifecycle : std::uint8_t { open, closing, closed };
+
+    // Commit results and logs have a queue of their own, always drained: a full local
+    // buffer (which stops draining the consumer queue) never holds up a commit.
+    struct side_sink final : event_sink {
+        consumer_impl* self = nullptr;
+        void on_event(rd_kafka_event_t* event) override { self->on_side_event(event); }
+        void after_drain() override {}
+    };
+
+    void deliver(message&& msg);
+    void deliver_error(error_code ec, std::string context);
+    void on_error_event(rd_kafka_event_t* event);
+    void on_side_event(rd_kafka_event_t* event);
+    bool fill_from_buffer(receive_op* op, error_code& ec);
+    void link(receive_op* op);
+    void unlink(receive_op* op);
+    void kick_if_stalled(std::unique_lock<std::mutex>& lock);
+    void arm_batch_timer();
+    void expire_batches();
+    void drop_buffered(const std::vector<topic_partition>& parts, bool all);
+    void process_rebalances();
+    void apply_assign(rd_kafka_event_t* event, bool cooperative);
+    void apply_revoke(rd_kafka_event_t* event, bool cooperative);
+    void begin_close();
+    void poll_closed();
+    void finish_close();
+    void abort_receives();
+    template <class... Args>
+    void complete_with(any_completion_handler<void(error_code, Args...)> handler, error_code ec, Args... args);
+    rd_kafka_t* client() const; // under client_mutex_
+
+    boost::asio::any_io_executor executor_;
+    consumer_options options_;
+    op_pool pool_;
+    // Declared before the bridges: a bridge detaches from its queue when destroyed.
+    std::shared_ptr<consumer_client> client_;
+    rd_kafka_t* rk_ = nullptr;               // client_'s, null once released at close
+    rd_kafka_queue_t* queue_ = nullptr;      // the consumer queue: messages, rebalances, errors
+    rd_kafka_queue_t* side_queue_ = nullptr; // commit results and logs
+    mutable std::mutex client_mutex_;        // guards rk_ against release at close
+    side_sink side_sink_;
+    std::optional<event_bridge> bridge_;
+    std::optional<event_bridge> side_bridge_;
+    std::optional<boost::asio::steady_timer> batch_timer_; // on the bridge's strand
+    std::optional<boost::asio::steady_timer> close_timer_;
+    clock::time_point batch_timer_deadline_ = clock::time_point::max();
+    worker_thread worker_;
+
+    // Receives and the local buffer, shared by initiating threads and the drain.
+    mutable std::mutex mutex_;
+    consumer_buffer buffer_;
+    receive_op* pending_head_ = nullptr;
+    receive_op* pending_tail_ = nullptr;
+    bool stalled_ = false;
+    bool closing_ = false;
+    std::string last_error_context_;
+    std::exception_ptr handler_exception_; // thrown by a handler run from the drain
+
+    // Rebalances, on the strand.
+    std::deque<event_ptr> rebalances_;
+    bool rebalance_running_ = false;
+    std::atomic<bool> hooks_enabled_{true};
+
+    std::mutex commit_mutex_;
+    std::unordered_set<commit_op*> commits_;
+
+    std::atomic<lifecycle> state_{lifecycle::open};
+    std::atomic<bool> context_gone_{false};
+    std::mutex close_mutex_;
+    std::vector<any_completion_handler<void(error_code)>> close_handlers_;
+};
+
+consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config& properties,
+                             consumer_options options)
+    : executor_(std::move(executor)), options_(std::move(options)), buffer_(options_.max_buffered) {
+    config effective = properties;
+    if (options_.store_offsets_after_processing) effective.set("enable.auto.offset.store", "false");
+    effective.set("log.queue", "true");
+    auto conf = make_conf(effective);
+    rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_FETCH | RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_ERROR |
+                                             RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_OFFSET_COMMIT);
+    client_ = std::make_shared<consumer_client>();
+    client_->rk = make_client(RD_KAFKA_CONSUMER, std::move(conf));
+    rk_ = client_->rk.get();
+    // Everything (the main queue included) goes to the consumer queue, bridged below.
+    rd_kafka_poll_set_consumer(rk_);
+    client_->queue.reset(rd_kafka_queue_get_consumer(rk_));
+    client_->side_queue.reset(rd_kafka_queue_new(rk_));
+    queue_ = client_->queue.get();
+    side_queue_ = client_->side_queue.get();
+    rd_kafka_set_log_queue(rk_, side_queue_);
+    side_sink_.self = this;
+    bridge_.emplace(executor_, queue_);
+    side_bridge_.emplace(executor_, side_queue_);
+    batch_timer_.emplace(bridge_->strand());
+    close_timer_.emplace(bridge_->strand());
+}
+
+consumer_impl::~consumer_impl() {
+    // Reached without an orderly close (the execution context went away first): nothing
+    // can be completed any more. Release what is left without invoking handlers.
+    std::vector<buffered> dropped;
+    buffer_.clear(dropped);
+    while (receive_op* op = pending_head_) {
+        unlink(op);
+        op->release();
+    }
+    dropped.clear();
+    rebalances_.clear();
+    bridge_.reset();
+    side_bridge_.reset();
+    for (commit_op* c : commits_) delete c;
+    commits_.clear();
+    client_.reset();
+}
+
+rd_kafka_t* consumer_impl::client() const {
+    if (!rk_) throw error(errc::client_closed, "consumer");
+    return rk_;
+}
+
+template <class... Args>
+void consumer_impl::complete_with(any_completion_handler<void(error_code, Args...)> handler, error_code ec,
+                                  Args... args) {
+    // After the context shut down the handler is destroyed uninvoked, as Asio does.
+    if (context_gone_.load()) return;
+    boost::asio::post(executor_, boost::asio::append(std::move(handler), ec, std::move(args)...));
+}
+
+// ---- receiving ---------------------------------------------------------------------
+
+void consumer_impl::link(receive_op* op) {
+    op->next = nullptr;
+    op->prev = pending_tail_;
+    if (pending_tail_)
+        pending_tail_->next = op;
+    else
+        pending_head_ = op;
+    pending_tail_ = op;
+    op->linked = true;
+}
+
+void consumer_impl::unlink(receive_op* op) {
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        pending_head_ = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        pending_tail_ = op->prev;
+    op->next = op->prev = nullptr;
+    op->linked = false;
+}
+
+// Under mutex_: takes what the buffer holds for `op`. True when `op` is ready.
+bool consumer_impl::fill_from_buffer(receive_op* op, error_code& ec) {
+    if (!op->is_batch()) {
+        if (buffer_.empty()) return false;
+        buffered b = buffer_.pop_front();
+        if (b.ec) {
+            ec = b.ec;
+            last_error_context_ = std::move(b.context);
+        } else {
+            op->single = std::move(b.msg);
+        }
+        return true;
+    }
+    while (!buffer_.empty() && op->batch.size() < op->max_messages) {
+        if (buffer_.front().ec) {
+            if (!op->batch.empty()) return true; // the error waits for the next receive
+            buffered b = buffer_.pop_front();
+            ec = b.ec;
+            last_error_context_ = std::move(b.context);
+            return true;
+        }
+        op->batch.push_back(std::move(buffer_.pop_front().msg));
+    }
+    return op->batch.size() >= op->max_messages;
+}
+
+void consumer_impl::kick_if_stalled(std::unique_lock<std::mutex>& lock) {
+    if (!stalled_ || buffer_.size() >= options_.max_buffered) return;
+    stalled_ = false;
+    lock.unlock();
+    boost::asio::post(bridge_->strand(), [self = shared_from_this()] {
+        if (self->bridge_->running()) self->bridge_->drain();
+    });
+}
+
+void consumer_impl::start_receive(receive_op* op) {
+    std::unique_lock lock(mutex_);
+    if (closing_) {
+        lock.unlock();
+        op->complete(errc::client_closed, false);
+        return;
+    }
+    error_code ec;
+    bool ready = false;
+    if (!pending_head_) ready = fill_from_buffer(op, ec);
+    if (!ready && op->is_batch() && op->deadline <= clock::now()) ready = true; // max_wait 0: what is there
+    if (ready) {
+        kick_if_stalled(lock);
+        if (lock.owns_lock()) lock.unlock();
+        op->complete(ec, false); // never inline: we are inside the initiating call
+        return;
+    }
+    link(op);
+    const bool batch = op->is_batch();
+    kick_if_stalled(lock);
+    if (batch) {
+        if (lock.owns_lock()) lock.unlock();
+        boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->arm_batch_timer(); });
+    }
+}
+
+bool consumer_impl::try_receive_now(message& out, error_code& ec) {
+    std::unique_lock lock(mutex_);
+    if (closing_ || pending_head_ || buffer_.empty()) return false;
+    buffered b = buffer_.pop_front();
+    if (b.ec) {
+        ec = b.ec;
+        last_error_context_ = std::move(b.context);
+    } else {
+        out = std::move(b.msg);
+    }
+    kick_if_stalled(lock);
+    return true;
+}
+
+void consumer_impl::cancel(receive_op* op) {
+    std::unique_lock lock(mutex_);
+    if (!op->linked) return; // completing already
+    unlink(op);
+    // A partial batch goes back, in order, so cancelling loses nothing.
+    while (!op->batch.empty()) {
+        buffer_.push_front(buffered{std::move(op->batch.back()), {}, {}});
+        op->batch.pop_back();
+    }
+    lock.unlock();
+    op->complete(boost::asio::error::operation_aborted, false);
+}
+
+void consumer_impl::deliver(message&& msg) {
+    std::unique_lock lock(mutex_);
+    receive_op* op = pending_head_;
+    if (!op) {
+        buffer_.push_back(buffered{std::move(msg), {}, {}});
+        return;
+    }
+    if (op->is_batch()) {
+        op->batch.push_back(std::move(msg));
+        if (op->batch.size() < op->max_messages) return;
+    } else {
+        op->single = std::move(msg);
+    }
+    unlink(op);
+    lock.unlock();
+    op->complete({}, true);
+}
+
+void consumer_impl::deliver_error(error_code ec, std::string context) {
+    std::unique_lock lock(mutex_);
+    if (closing_) return;
+    receive_op* op = pending_head_;
+    if (!op) {
+        buffer_.push_back(buffered{message{}, ec, std::move(context)});
+        return;
+    }
+    unlink(op);
+    if (op->is_batch() && !op->batch.empty()) {
+        // The batch ends here; the error goes to the next receive.
+        buffer_.push_back(buffered{message{}, ec, std::move(context)});
+        ec = {};
+    } else {
+        last_error_context_ = std::move(context);
+    }
+    lock.unlock();
+    op->complete(ec, true);
+}
+
+bool consumer_impl::accepting_events() {
+    std::lock_guard lock(mutex_);
+    if (closing_ || buffer_.size() < options_.max_buffered) return true;
+    stalled_ = true;
+    return false;
+}
+
+void consumer_impl::arm_batch_timer() {
+    clock::time_point earliest = clock::time_point::max();
+    {
+        std::lock_guard lock(mutex_);
+        for (receive_op* op = pending_head_; op; op = op->next)
+            if (op->is_batch()) earliest = std::min(earliest, op->deadline);
+    }
+    if (earliest == clock::time_point::max() || earliest >= batch_timer_deadline_) return;
+    batch_timer_deadline_ = earliest;
+    batch_timer_->expires_at(earliest);
+    batch_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (ec) return; // re-armed earlier, or closing
+        self->batch_timer_deadline_ = clock::time_point::max();
+        self->expire_batches();
+    });
+}
+
+void consumer_impl::expire_batches() {
+    const auto now = clock::now();
+    receive_op* expired = nullptr;
+    {
+        std::lock_guard lock(mutex_);
+        for (receive_op* op = pending_head_; op;) {
+            receive_op* next = op->next;
+            if (op->is_batch() && op->deadline <= now) {
+                unlink(op);
+                op->next = expired; // the completion list, reversed; order does not matter
+                expired = op;
+            }
+            op = next;
+        }
+    }
+    std::exception_ptr first;
+    while (receive_op* op = expired) {
+        expired = op->next;
+        op->next = nullptr;
+        try {
+            op->complete({}, true);
+        } catch (...) {
+            if (!first) first = std::current_exception();
+        }
+    }
+    arm_batch_timer();
+    if (first) std::rethrow_exception(first);
+}
+
+void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, bool all) {
+    std::vector<buffered> dropped;
+    std::vector<message> dropped_batch;
+    std::unique_lock lock(mutex_);
+    auto gone = [&](const message& m) { return all || contains(parts, m.topic(), m.partition()); };
+    buffer_.remove_if([&](const buffered& b) { return !b.ec && gone(b.msg); }, dropped);
+    for (receive_op* op = pending_head_; op; op = op->next)
+        for (auto it = op->batch.begin(); it != op->batch.end();) {
+            if (gone(*it)) {
+                dropped_batch.push_back(std::move(*it));
+                it = op->batch.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    kick_if_stalled(lock);
+}
+
+// ---- events --------------------------------------------------------------------------
+
+bool consumer_impl::adopt_event(rd_kafka_event_t* event) {
+    switch (rd_kafka_event_type(event)) {
+    case RD_KAFKA_EVENT_FETCH: {
+        const rd_kafka_message_t* m = rd_kafka_event_message_next(event);
+        if (!m) return false;
+        if (m->err) {
+            deliver_error(make_error_code_from_kafka(m->err),
+                          describe_partition(m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->partition));
+            return false;
+        }
+        if (state_.load(std::memory_order_acquire) != lifecycle::open) return false; // closing: dropped
+        // From here the message owns the event. A handler run inline that throws must not
+        // unwind into the bridge (which would free the event again): keep the exception
+        // and rethrow it after the drain.
+        try {
+            deliver(message(event, m, client_));
+        } catch (...) {
+            if (!handler_exception_) handler_exception_ = std::current_exception();
+        }
+        return true;
+    }
+    case RD_KAFKA_EVENT_REBALANCE:
+        rebalances_.emplace_back(event);
+        process_rebalances();
+        return true;
+    case RD_KAFKA_EVENT_ERROR: on_error_event(event); return false;
+    case RD_KAFKA_EVENT_LOG: print_log(event); return false;
+    case RD_KAFKA_EVENT_OFFSET_COMMIT:
+        // Auto-commit results: only failures are worth a word.
+        if (auto err = rd_kafka_event_error(event); err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            fmt::print(stderr, "kcoro consumer: auto-commit failed: {}\n", rd_kafka_err2str(err));
+        return false;
+    default: return false;
+    }
+}
+
+void consumer_impl::after_drain() {
+    if (handler_exception_) std::rethrow_exception(std::exchange(handler_exception_, nullptr));
+}
+
+void consumer_impl::on_error_event(rd_kafka_event_t* event) {
+    rd_kafka_resp_err_t err = rd_kafka_event_error(event);
+    std::unique_ptr<rd_kafka_topic_partition_t, decltype(&rd_kafka_topic_partition_destroy)> tp(
+        rd_kafka_event_topic_partition(event), &rd_kafka_topic_partition_destroy);
+    const char* text = rd_kafka_event_error_string(event);
+    if (rd_kafka_event_error_is_fatal(event)) {
+        char reason[512];
+        err = rd_kafka_fatal_error(rk_, reason, sizeof reason);
+        deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason));
+        return;
+    }
+    if (!tp && !is_consumer_error(err)) {
+        fmt::print(stderr, "kcoro consumer error: {}\n", text ? text : rd_kafka_err2str(err));
+        return;
+    }
+    std::string context = tp ? describe_partition(tp->topic, tp->partition) : std::string("receive");
+    if (text && *text) context += fmt::format(" ({})", text);
+    deliver_error(make_error_code_from_kafka(err), std::move(context));
+}
+
+void consumer_impl::on_side_event(rd_kafka_event_t* event) {
+    switch (rd_kafka_event_type(event)) {
+    case RD_KAFKA_EVENT_OFFSET_COMMIT: {
+        auto* op = static_cast<commit_op*>(rd_kafka_event_opaque(event));
+        if (!op) return;
+        {
+            std::lock_guard lock(commit_mutex_);
+            if (!commits_.erase(op)) return;
+        }
+        std::unique_ptr<commit_op> owned(op);
+        const rd_kafka_resp_err_t err = rd_kafka_event_error(event);
+        error_code ec;
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            ec = make_error_code_from_kafka(err);
+        else if (!err)
+            ec = first_error(rd_kafka_event_topic_partition_list(event), nullptr);
+        complete_with(std::move(owned->handler), ec);
+        break;
+    }
+    case RD_KAFKA_EVENT_LOG: print_log(event); break;
+    default: break;
+    }
+}
+
+// ---- rebalances (on the strand) -------------------------------------------------------
+
+void consumer_impl::apply_assign(rd_kafka_event_t* event, bool cooperative) {
+    rd_kafka_topic_partition_list_t* parts = rd_kafka_event_topic_partition_list(event);
+    if (cooperative) {
+        if (error_ptr e{rd_kafka_incremental_assign(rk_, parts)})
+            fmt::print(stderr, "kcoro consumer: incremental assign failed: {}\n", rd_kafka_error_string(e.get()));
+    } else if (auto err = rd_kafka_assign(rk_, parts)) {
+        fmt::print(stderr, "kcoro consumer: assign failed: {}\n", rd_kafka_err2str(err));
+    }
+}
+
+void consumer_impl::apply_revoke(rd_kafka_event_t* event, bool cooperative) {
+    if (cooperative) {
+        if (error_ptr e{rd_kafka_incremental_unassign(rk_, rd_kafka_event_topic_partition_list(event))})
+            fmt::print(stderr, "kcoro consumer: incremental unassign failed: {}\n", rd_kafka_error_string(e.get()));
+    } else {
+        rd_kafka_assign(rk_, nullptr);
+    }
+}
+
+void consumer_impl::process_rebalances() {
+    while (!rebalance_running_ && !rebalances_.empty()) {
+        std::shared_ptr<rd_kafka_event_t> event(rebalances_.front().release(), &rd_kafka_event_destroy);
+        rebalances_.pop_front();
+        const rd_kafka_resp_err_t err = rd_kafka_event_error(event.get());
+        const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_), "COOPERATIVE") == 0;
+        rebalance_event re;
+        re.cooperative = cooperative;
+        re.partitions = to_partitions(rd_kafka_event_topic_partition_list(event.get()));
+        const bool hook = hooks_enabled_.load() && static_cast<bool>(options_.on_rebalance);
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            apply_assign(event.get(), cooperative);
+            re.type = rebalance_event::kind::assigned;
+            event.reset(); // nothing left to do after the hook
+        } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+            re.type = rd_kafka_assignment_lost(rk_) ? rebalance_event::kind::lost : rebalance_event::kind::revoked;
+            // Buffered messages of these partitions now belong to another member.
+            drop_buffered(re.partitions, !cooperative);
+            if (!hook) apply_revoke(event.get(), cooperative);
+        } else {
+            fmt::print(stderr, "kcoro consumer: rebalance error: {}\n", rd_kafka_err2str(err));
+            rd_kafka_assign(rk_, nullptr);
+            continue;
+        }
+        if (!hook) continue;
+
+        rebalance_running_ = true;
+        auto done = [self = shared_from_this(), event, cooperative](std::exception_ptr e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    fmt::print(stderr, "kcoro consumer: rebalance hook threw: {}\n", ex.what());
+                } catch (...) {
+                    fmt::print(stderr, "kcoro consumer: rebalance hook threw\n");
+                }
+            }
+            if (event) self->apply_revoke(event.get(), cooperative);
+            self->rebalance_running_ = false;
+            self->process_rebalances();
+        };
+        try {
+            boost::asio::co_spawn(bridge_->strand(), options_.on_rebalance(std::move(re)), std::move(done));
+        } catch (...) {
+            // The hook could not even start: go on without it.
+            if (event) apply_revoke(event.get(), cooperative);
+            rebalance_running_ = false;
+        }
+    }
+}
+
+// ---- what to consume -------------------------------------------------------------------
+
+void consumer_impl::subscribe(const std::vector<std::string>& topics) {
+    std::vector<topic_partition> parts;
+    for (const auto& t : topics) parts.push_back({t, RD_KAFKA_PARTITION_UA});
+    auto list = make_list(parts);
+    std::lock_guard lock(client_mutex_);
+    if (auto err = rd_kafka_subscribe(client(), list.get()))
+        throw error(make_error_code_from_kafka(err), fmt::format("subscribe to {}", fmt::join(topics, ", ")));
+}
+
+void consumer_impl::unsubscribe() {
+    std::lock_guard lock(client_mutex_);
+    if (auto err = rd_kafka_unsubscribe(client())) throw error(make_error_code_from_kafka(err), "unsubscribe");
+}
+
+std::vector<std::string> consumer_impl::subscription() const {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    {
+        std::lock_guard lock(client_mutex_);
+        if (auto err = rd_kafka_subscription(client(), &raw))
+            throw error(make_error_code_from_kafka(err), "subscription");
+    }
+    tpl_ptr list(raw);
+    std::vector<std::string> out;
+    for (const auto& p : to_partitions(list.get())) out.push_back(p.topic);
+    return out;
+}
+
+void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
+    auto list = make_list(partitions);
+    {
+        std::lock_guard lock(client_mutex_);
+        if (auto err = rd_kafka_assign(client(), list.get()))
+            throw error(make_error_code_from_kafka(err), "assign partitions");
+    }
+    std::vector<topic_partition> keep;
+    for (const auto& p : partitions) keep.push_back({p.topic, p.partition});
+    // Buffered messages of partitions no longer assigned are stale.
+    std::vector<buffered> dropped;
+    std::unique_lock lock(mutex_);
+    buffer_.remove_if([&](const buffered& b) { return !b.ec && !contains(keep, b.msg.topic(), b.msg.partition()); },
+                      dropped);
+    kick_if_stalled(lock);
+}
+
+void consumer_impl::unassign() {
+    {
+        std::lock_guard lock(client_mutex_);
+        if (auto err = rd_kafka_assign(client(), nullptr)) throw error(make_error_code_from_kafka(err), "unassign");
+    }
+    drop_buffered({}, true);
+}
+
+std::vector<topic_partition> consumer_impl::assignment() const {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    {
+        std::lock_guard lock(client_mutex_);
+        if (auto err = rd_kafka_assignment(client(), &raw)) throw error(make_error_code_from_kafka(err), "assignment");
+    }
+    tpl_ptr list(raw);
+    return to_partitions(list.get());
+}
+
+// ---- offsets -------------------------------------------------------------------------
+
+void consumer_impl::commit(std::optional<std::vector<partition_offset>> offsets,
+                           any_completion_handler<void(error_code)> handler) {
+    if (state_.load() == lifecycle::closed) {
+        complete_with(std::move(handler), error_code(errc::client_closed));
+        return;
+    }
+    tpl_ptr list;
+    if (offsets) list = make_list(*offsets);
+    auto op = std::make_unique<commit_op>(commit_op{std::move(handler)});
+    {
+        std::lock_guard lock(commit_mutex_);
+        commits_.insert(op.get());
+    }
+    rd_kafka_resp_err_t err;
+    {
+        std::lock_guard lock(client_mutex_);
+        err = rk_ ? rd_kafka_commit_queue(rk_, list.get(), side_queue_, nullptr, op.get())
+                  : RD_KAFKA_RESP_ERR__DESTROY;
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        (void)op.release(); // the result event brings it back
+        return;
+    }
+    {
+        std::lock_guard lock(commit_mutex_);
+        commits_.erase(op.get());
+    }
+    const error_code ec = err == RD_KAFKA_RESP_ERR__NO_OFFSET ? error_code{}
+                          : err == RD_KAFKA_RESP_ERR__DESTROY ? error_code(errc::client_closed)
+                                                              : make_error_code_from_kafka(err);
+    complete_with(std::move(op->handler), ec);
+}
+
+error_code consumer_impl::mark_done(const message& m, std::string* context) noexcept {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    tpl_ptr owner(list);
+    rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m.native_handle()->rkt), m.partition())->offset =
+        m.offset() + 1;
+    std::lock_guard lock(client_mutex_);
+    if (!rk_) return errc::client_closed;
+    if (auto err = rd_kafka_offsets_store(rk_, list)) {
+        if (context) *context = fmt::format("mark done {}", m);
+        // The per-partition error says more (e.g. the partition is not assigned).
+        if (error_code ec = first_error(list, nullptr)) return ec;
+        return make_error_code_from_kafka(err);
+    }
+    return {};
+}
+
+void consumer_impl::seek(const partition_offset& position) {
+    auto list = make_list(std::vector<partition_offset>{position});
+    {
+        std::lock_guard lock(client_mutex_);
+        // Timeout 0: asynchronous, librdkafka discards what was fetched before the seek.
+        error_ptr e(rd_kafka_seek_partitions(client(), list.get(), 0));
+        if (e) throw error(make_error_code_from_kafka(rd_kafka_error_code(e.get())), fmt::format("seek {}", position));
+        std::string context;
+        if (error_code ec = first_error(list.get(), &context)) throw error(ec, "seek " + context);
+    }
+    drop_buffered({{position.topic, position.partition}}, false);
+}
+
+void consumer_impl::pause_resume(const std::vector<topic_partition>& partitions, bool pause) {
+    auto list = make_list(partitions);
+    std::lock_guard lock(client_mutex_);
+    const auto err = pause ? rd_kafka_pause_partitions(client(), list.get())
+                           : rd_kafka_resume_partitions(client(), list.get());
+    const char* what = pause ? "pause" : "resume";
+    if (err) throw error(make_error_code_from_kafka(err), what);
+    std::string context;
+    if (error_code ec = first_error(list.get(), &context)) throw error(ec, fmt::format("{} {}", what, context));
+}
+
+std::vector<partition_offset> consumer_impl::position(const std::vector<topic_partition>& partitions) const {
+    auto list = make_list(partitions);
+    std::lock_guard lock(client_mutex_);
+    if (auto err = rd_kafka_position(client(), list.get())) throw error(make_error_code_from_kafka(err), "position");
+    return to_offsets(list.get());
+}
+
+std::optional<std::int64_t> consumer_impl::lag(const topic_partition& tp) const {
+    std::int64_t low = -1, high = -1;
+    auto list = make_list(std::vector<topic_partition>{tp});
+    std::lock_guard lock(client_mutex_);
+    if (rd_kafka_get_watermark_offsets(client(), tp.topic.c_str(), tp.partition, &low, &high) || high < 0)
+        return std::nullopt;
+    if (rd_kafka_position(client(), list.get()) || list->elems[0].offset < 0) return std::nullopt;
+    return std::max<std::int64_t>(0, high - list->elems[0].offset);
+}
+
+void consumer_impl::committed(std::vector<topic_partition> partitions, std::chrono::milliseconds timeout,
+                              any_completion_handler<void(error_code, std::vector<partition_offset>)> h) {
+    worker_.run([self = shared_from_this(), parts = std::move(partitions), timeout,
+                 work = boost::asio::make_work_guard(executor_), h = std::move(h)]() mutable {
+        // Only the worker releases the client, so it may use rk_ without the lock.
+        if (!self->rk_) return self->complete_with(std::move(h), error_code(errc::client_closed), {});
+        auto list = make_list(parts);
+        auto err = rd_kafka_committed(self->rk_, list.get(), static_cast<int>(timeout.count()));
+        if (err) return self->complete_with(std::move(h), make_error_code_from_kafka(err), {});
+        self->complete_with(std::move(h), first_error(list.get(), nullptr), to_offsets(list.get()));
+    });
+}
+
+void consumer_impl::offsets_for_times(std::vector<partition_offset> times, std::chrono::milliseconds timeout,
+                                      any_completion_handler<void(error_code, std::vector<partition_offset>)> h) {
+    worker_.run([self = shared_from_this(), times = std::move(times), timeout,
+                 work = boost::asio::make_work_guard(executor_), h = std::move(h)]() mutable {
+        if (!self->rk_) return self->complete_with(std::move(h), error_code(errc::client_closed), {});
+        auto list = make_list(times);
+        auto err = rd_kafka_offsets_for_times(self->rk_, list.get(), static_cast<int>(timeout.count()));
+        if (err) return self->complete_with(std::move(h), make_error_code_from_kafka(err), {});
+        self->complete_with(std::move(h), first_error(list.get(), nullptr), to_offsets(list.get()));
+    });
+}
+
+void consumer_impl::watermark_offsets(topic_partition tp, std::chrono::milliseconds timeout,
+                                      any_completion_handler<void(error_code, watermarks)> h) {
+    worker_.run([self = shared_from_this(), tp = std::move(tp), timeout, work = boost::asio::make_work_guard(executor_),
+                 h = std::move(h)]() mutable {
+        if (!self->rk_) return self->complete_with(std::move(h), error_code(errc::client_closed), watermarks{});
+        watermarks w;
+        auto err = rd_kafka_query_watermark_offsets(self->rk_, tp.topic.c_str(), tp.partition, &w.low, &w.high,
+                                                    static_cast<int>(timeout.count()));
+        self->complete_with(std::move(h), err ? make_error_code_from_kafka(err) : error_code{}, w);
+    });
+}
+
+kcoro::group_metadata consumer_impl::group_metadata() const {
+    std::lock_guard lock(client_mutex_);
+    return kcoro::group_metadata(rd_kafka_consumer_group_metadata(client()));
+}
+
+std::string consumer_impl::member_id() const {
+    std::lock_guard lock(client_mutex_);
+    char* id = rd_kafka_memberid(client());
+    if (!id) return {};
+    std::string out(id);
+    rd_kafka_mem_free(rk_, id);
+    return out;
+}
+
+// ---- close -------------------------------------------------------------------------------
+
+void consumer_impl::abort_receives() {
+    std::vector<buffered> dropped;
+    receive_op* list;
+    {
+        std::lock_guard lock(mutex_);
+        closing_ = true;
+        buffer_.clear(dropped);
+        list = std::exchange(pending_head_, nullptr);
+        pending_tail_ = nullptr;
+        for (receive_op* op = list; op; op = op->next) op->linked = false;
+    }
+    dropped.clear();
+    while (receive_op* op = list) {
+        list = op->next;
+        op->next = op->prev = nullptr;
+        op->batch.clear();
+        op->complete(boost::asio::error::operation_aborted, false);
+    }
+}
+
+void consumer_impl::close(any_completion_handler<void(error_code)> handler) {
+    {
+        std::lock_guard lock(close_mutex_);
+        if (state_.load() == lifecycle::closed) {
+            complete_with(std::move(handler), error_code{});
+            return;
+        }
+        close_handlers_.push_back(std::move(handler));
+        if (state_.exchange(lifecycle::closing) == lifecycle::closing) return; // already under way
+    }
+    abort_receives();
+    if (context_gone_.load()) return;
+    boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->begin_close(); });
+}
+
+void consumer_impl::begin_close() {
+    batch_timer_->cancel();
+    // Leaves the group from the executor: librdkafka puts the final revocation on our queue,
+    // which the bridge keeps draining (running the hook), until the consumer reports closed.
+    if (error_ptr e{rd_kafka_consumer_close_queue(rk_, queue_)}) {
+        fmt::print(stderr, "kcoro consumer: close: {}\n", rd_kafka_error_string(e.get()));
+        finish_close();
+        return;
+    }
+    poll_closed();
+}
+
+void consumer_impl::poll_closed() {
+    if (rd_kafka_consumer_closed(rk_)) {
+        finish_close();
+        return;
+    }
+    // librdkafka signals nothing when the close completes: look again shortly.
+    close_timer_->expires_after(std::chrono::milliseconds(5));
+    close_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec) self->poll_closed();
+    });
+}
+
+void consumer_impl::finish_close() {
+    bridge_->stop();
+    side_bridge_->stop();
+    rebalances_.clear();
+    worker_.run([self = shared_from_this(), work = boost::asio::make_work_guard(executor_)] {
+        std::shared_ptr<consumer_client> client;
+        {
+            std::lock_guard lock(self->client_mutex_);
+            self->rk_ = nullptr;
+            self->queue_ = self->side_queue_ = nullptr;
+            client = std::move(self->client_);
+        }
+        // rd_kafka_destroy may block briefly, hence the worker; when the application still
+        // holds messages, the last of them destroys the client instead.
+        client.reset();
+        std::unordered_set<commit_op*> commits;
+        {
+            std::lock_guard lock(self->commit_mutex_);
+            commits.swap(self->commits_);
+        }
+        for (commit_op* c : commits) {
+            std::unique_ptr<commit_op> owned(c);
+            self->complete_with(std::move(owned->handler), error_code(boost::asio::error::operation_aborted));
+        }
+        std::vector<any_completion_handler<void(error_code)>> handlers;
+        {
+            std::lock_guard lock(self->close_mutex_);
+            self->state_.store(lifecycle::closed);
+            handlers.swap(self->close_handlers_);
+        }
+        for (auto& h : handlers) self->complete_with(std::move(h), error_code{});
+    });
+}
+
+// ---- the functions the header's templates call ----------------------------------------
+
+void* allocate_op(consumer_impl& impl, std::size_t size) { return impl.pool().allocate(size); }
+void deallocate_op(consumer_impl& impl, void* p, std::size_t size) noexcept { impl.pool().deallocate(p, size); }
+const boost::asio::any_io_executor& io_executor(const consumer_impl& impl) noexcept { return impl.executor(); }
+void cancel_receive(consumer_impl& impl, receive_op* op) { impl.cancel(op); }
+void start_receive(consumer_impl& impl, receive_op* op, bool) { impl.start_receive(op); }
+bool try_receive_now(consumer_impl& impl, message& out, error_code& ec) { return impl.try_receive_now(out, ec); }
+
+void start_commit(const std::shared_ptr<consumer_impl>& impl, std::optional<std::vector<partition_offset>> offsets,
+                  commit_handler handler) {
+    impl->commit(std::move(offsets), std::move(handler));
+}
+
+void start_consumer_close(const std::shared_ptr<consumer_impl>& impl, commit_handler handler) {
+    impl->close(std::move(handler));
+}
+
+void start_committed(const std::shared_ptr<consumer_impl>& impl, std::vector<topic_partition> partitions,
+                     std::chrono::milliseconds timeout,
+                     any_completion_handler<void(error_code, std::vector<partition_offset>)> handler) {
+    impl->committed(std::move(partitions), timeout, std::move(handler));
+}
+
+void start_offsets_for_times(const std::shared_ptr<consumer_impl>& impl, std::vector<partition_offset> times,
+                             std::chrono::milliseconds timeout,
+                             any_completion_handler<void(error_code, std::vector<partition_offset>)> handler) {
+    impl->offsets_for_times(std::move(times), timeout, std::move(handler));
+}
+
+void start_watermarks(const std::shared_ptr<consumer_impl>& impl, topic_partition tp, std::chrono::milliseconds timeout,
+                      any_completion_handler<void(error_code, watermarks)> handler) {
+    impl->watermark_offsets(std::move(tp), timeout, std::move(handler));
+}
+
+std::string receive_error_context(const consumer_impl& impl) {
+    std::string c = impl.last_error_context();
+    return c.empty() ? std::string("receive") : c;
+}
+
+void abandon(std::shared_ptr<consumer_impl> impl) noexcept {
+    try {
+        impl->disable_hooks(); // the hook may refer to the consumer object being destroyed
+        impl->close(any_completion_handler<void(error_code)>([](error_code) {}));
+    } catch (...) {
+        // Out of memory while closing: the impl's destructor still releases librdkafka.
+    }
+}
+
+void throw_consumer_error(error_code ec, const std::string& context) { throw error(ec, context); }
+
+} // namespace kcoro::detail
+
+namespace kcoro {
+
+consumer::consumer(executor_type executor, const config& properties, consumer_options options)
+    : impl_(std::make_shared<detail::consumer_impl>(std::move(executor), properties, std::move(options))) {
+    impl_->start();
+}
+
+consumer& consumer::operator=(consumer&& other) noexcept {
+    if (this != &other) {
+        if (impl_) detail::abandon(std::move(impl_));
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
+}
+
+consumer::~consumer() {
+    if (impl_) detail::abandon(std::move(impl_));
+}
+
+consumer::executor_type consumer::get_executor() const noexcept { return impl_->executor(); }
+
+void consumer::subscribe(const std::vector<std::string>& topics) { impl_->subscribe(topics); }
+void consumer::unsubscribe() { impl_->unsubscribe(); }
+std::vector<std::string> consumer::subscription() const { return impl_->subscription(); }
+void consumer::assign(const std::vector<partition_offset>& partitions) { impl_->assign(partitions); }
+void consumer::unassign() { impl_->unassign(); }
+std::vector<topic_partition> consumer::assignment() const { return impl_->assignment(); }
+
+void consumer::mark_done(const message& m) {
+    std::string context;
+    if (error_code ec = impl_->mark_done(m, &context)) throw error(ec, context);
+}
+
+error_code consumer::mark_done(const message& m, error_code& ec) noexcept {
+    ec = impl_->mark_done(m, nullptr);
+    return ec;
+}
+
+void consumer::seek(const partition_offset& position) { impl_->seek(position); }
+void consumer::pause(const std::vector<topic_partition>& partitions) { impl_->pause_resume(partitions, true); }
+void consumer::resume(const std::vector<topic_partition>& partitions) { impl_->pause_resume(partitions, false); }
+
+std::vector<partition_offset> consumer::position(const std::vector<topic_partition>& partitions) const {
+    return impl_->position(partitions);
+}
+
+std::optional<std::int64_t> consumer::lag(const topic_partition& tp) const { return impl_->lag(tp); }
+kcoro::group_metadata consumer::group_metadata() const { return impl_->group_metadata(); }
+std::string consumer::member_id() const { return impl_->member_id(); }
+
+} // namespace kcoro

@@ -1,0 +1,84 @@
+// The consumer's local buffer: fetched messages (and consumer errors) that no pending
+// receive has taken yet. A ring over one allocation, so steady consuming allocates nothing;
+// it grows only when cancelled batches hand their messages back beyond its capacity.
+#pragma once
+
+#include <kcoro/error.hpp>
+#include <kcoro/message.hpp>
+
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kcoro::detail {
+
+struct buffered {
+    message msg;          ///< empty for an error
+    error_code ec;        ///< set for an error
+    std::string context;  ///< what an error is about ("topic 't' partition 0")
+};
+
+class consumer_buffer {
+public:
+    explicit consumer_buffer(std::size_t capacity) : slots_(capacity < 1 ? 1 : capacity) {}
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t capacity() const noexcept { return slots_.size(); }
+
+    buffered& front() noexcept { return slots_[head_]; }
+
+    void push_back(buffered&& b) {
+        if (size_ == slots_.size()) grow();
+        slots_[(head_ + size_) % slots_.size()] = std::move(b);
+        ++size_;
+    }
+
+    void push_front(buffered&& b) {
+        if (size_ == slots_.size()) grow();
+        head_ = (head_ + slots_.size() - 1) % slots_.size();
+        slots_[head_] = std::move(b);
+        ++size_;
+    }
+
+    buffered pop_front() {
+        buffered out = std::move(slots_[head_]);
+        slots_[head_] = buffered{};
+        head_ = (head_ + 1) % slots_.size();
+        --size_;
+        return out;
+    }
+
+    /// Removes the entries for which `drop` is true, keeping the order of the rest;
+    /// the removed ones are appended to `removed` (destroyed by the caller, outside locks).
+    template <class Pred>
+    void remove_if(Pred drop, std::vector<buffered>& removed) {
+        const std::size_t n = size_;
+        for (std::size_t i = 0; i < n; ++i) {
+            buffered b = pop_front();
+            if (drop(b))
+                removed.push_back(std::move(b));
+            else
+                push_back(std::move(b));
+        }
+    }
+
+    void clear(std::vector<buffered>& removed) {
+        while (size_) removed.push_back(pop_front());
+    }
+
+private:
+    void grow() {
+        std::vector<buffered> bigger(slots_.size() * 2);
+        for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move(slots_[(head_ + i) % slots_.size()]);
+        slots_.swap(bigger);
+        head_ = 0;
+    }
+
+    std::vector<buffered> slots_;
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
+} // namespace kcoro::detail
