@@ -83,6 +83,10 @@ public:
     void on_context_shutdown() noexcept override {
         context_gone_.store(true);
         worker_.stop();
+        // No handler runs any more, so the bridge may be stopped from here. Its reference
+        // to this client would otherwise keep it alive for ever (a leak): stopping drops
+        // it, and what is left is released, not completed (see on_event).
+        if (bridge_ && bridge_->running()) bridge_->stop();
     }
 
 private:
@@ -523,6 +527,13 @@ void producer_impl::cancel(send_op* op) {
 // ---- events ------------------------------------------------------------------------
 
 void producer_impl::on_event(rd_kafka_event_t* event) {
+    if (context_gone_.load(std::memory_order_relaxed)) {
+        // The execution context is shutting down: complete nothing, release the memory.
+        if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_DR)
+            while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event))
+                if (auto* op = static_cast<send_op*>(m->_private)) op->release();
+        return;
+    }
     switch (rd_kafka_event_type(event)) {
     case RD_KAFKA_EVENT_DR: complete_deliveries(event); break;
     case RD_KAFKA_EVENT_LOG: on_log(event); break;
@@ -572,6 +583,7 @@ void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
 }
 
 void producer_impl::after_drain() {
+    if (context_gone_.load(std::memory_order_relaxed)) return;
     if (has_waiting_.load(std::memory_order_acquire)) retry_waiting();
 }
 
