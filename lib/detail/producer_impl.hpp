@@ -1,7 +1,9 @@
 // kcoro internals: the producer's core, shared by lib/producer.cpp and lib/transaction.cpp.
 #pragma once
 
+#include <kcoro/group_metadata.hpp>
 #include <kcoro/producer.hpp>
+#include <kcoro/transaction.hpp>
 #include <kcoro/topic_partition.hpp>
 
 #include "client_registry.hpp"
@@ -14,15 +16,34 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 namespace kcoro::detail {
+
+class producer_impl;
+
+/// One transaction, shared by its `kcoro::transaction` handle and the producer's jobs.
+struct transaction_state {
+    enum class status : std::uint8_t {
+        open,      ///< begun; sends and offsets join it
+        ending,    ///< a commit or abort is under way
+        committed, ///< committed: its records and offsets count
+        aborted    ///< aborted (by abort(), an error, or being dropped open): nothing of it counts
+    };
+
+    explicit transaction_state(std::shared_ptr<producer_impl> p) : producer(std::move(p)) {}
+
+    std::shared_ptr<producer_impl> producer;
+    std::atomic<status> state{status::open};
+};
 
 class producer_impl final : public event_sink,
                             public registered_client,
@@ -40,12 +61,35 @@ public:
     const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
     op_pool& pool() noexcept { return pool_; }
 
-    void start_send(send_op* op);
-    void start_batch(batch_base* batch);
+    /// `tx`: the transaction the send was made through (nullptr: through the producer).
+    void start_send(send_op* op, const transaction_state* tx = nullptr);
+    void start_batch(batch_base* batch, const transaction_state* tx = nullptr);
+    /// Completes a send that was refused before librdkafka saw it.
+    void fail(send_op* op, error_code ec);
     void cancel_batch(batch_base* batch);
     void cancel(send_op* op);
     error_code fatal_code() const;
     std::string fatal_reason() const;
+    /// What operations fail with once the producer hit a fatal error: errc::fenced when a
+    /// newer producer with the same transactional.id took over, else errc::fatal.
+    error_code fatal_op_code() const;
+    bool context_gone() const noexcept { return context_gone_.load(); }
+    void complete_with(boost::asio::any_completion_handler<void(error_code)> handler, error_code ec);
+
+    // ---- transactions (lib/transaction.cpp) ----------------------------------------------
+    using begin_handler = boost::asio::any_completion_handler<void(error_code, kcoro::transaction)>;
+    bool transactional() const noexcept { return transactional_; }
+    void init_transactions(boost::asio::any_completion_handler<void(error_code)> handler);
+    void begin_transaction(begin_handler handler);
+    void send_offsets(const std::shared_ptr<transaction_state>& tx, std::vector<partition_offset> offsets,
+                      group_metadata group, boost::asio::any_completion_handler<void(error_code)> handler);
+    void commit_transaction(const std::shared_ptr<transaction_state>& tx,
+                            boost::asio::any_completion_handler<void(error_code)> handler);
+    void abort_transaction(const std::shared_ptr<transaction_state>& tx,
+                           boost::asio::any_completion_handler<void(error_code)> handler);
+    void set_transaction_failure(std::string text);
+    /// What the last failed transactional step was about (for exceptions' messages).
+    std::string transaction_failure(error_code ec, std::string_view step) const;
     void flush(std::chrono::milliseconds timeout, boost::asio::any_completion_handler<void(error_code)> handler);
     void close(std::chrono::milliseconds timeout, boost::asio::any_completion_handler<void(error_code)> handler);
     std::size_t in_flight() const noexcept {
@@ -82,7 +126,6 @@ private:
     rd_kafka_resp_err_t produce(send_op* op);
     topic_entry* topic_for(std::string_view name);
     topic_entry* create_topic_entry(std::string_view name); // under topics_mutex_
-    void fail(send_op* op, error_code ec);
     void finish_delivery(send_op* op, error_code ec, const record_metadata& md);
     void complete_deliveries(rd_kafka_event_t* event);
     void retry_waiting();
@@ -94,7 +137,6 @@ private:
     void on_error(rd_kafka_event_t* event);
     void on_stats(rd_kafka_event_t* event);
     record_metadata describe(const send_op* op) const;
-    void complete_with(boost::asio::any_completion_handler<void(error_code)> handler, error_code ec);
     void post_to_strand(boost::asio::any_completion_handler<void()> f);
 
     boost::asio::any_io_executor executor_;
@@ -124,6 +166,35 @@ private:
     std::atomic<bool> context_gone_{false};
     std::mutex close_mutex_;
     std::vector<boost::asio::any_completion_handler<void(error_code)>> close_handlers_;
+
+    // ---- transactions: the steps run on worker_, one after another ----
+    enum class txn_phase : std::uint8_t {
+        uninitialised, ///< init_transactions() not done yet
+        ready,         ///< no transaction open
+        open,          ///< txn_current_ is open (or ending)
+        must_abort     ///< librdkafka holds a failed transaction whose abort did not complete
+    };
+    bool send_gate_open(const transaction_state* tx) const noexcept;
+    error_code prepare_transactions(std::chrono::steady_clock::time_point deadline); // worker
+    error_code abort_now(std::chrono::steady_clock::time_point deadline);            // worker
+    error_code step_failed(const rd_kafka_error_t* e, std::string_view step);        // worker
+    void finish_transaction(transaction_state& tx, transaction_state::status outcome, txn_phase next);
+    void abort_open_transaction_for_close(std::chrono::steady_clock::time_point deadline); // worker
+    void note_fatal(const rd_kafka_error_t* e);
+
+    bool transactional_ = false;
+    std::string transactional_id_;
+    std::chrono::milliseconds transaction_timeout_{60'000};
+    // Open from a successful begin until commit or abort starts: sends pass only then.
+    std::atomic<bool> transaction_open_{false};
+    mutable std::mutex txn_mutex_;
+    txn_phase txn_phase_ = txn_phase::uninitialised;
+    std::shared_ptr<transaction_state> txn_current_;
+    std::string txn_failure_;
 };
+
+/// enqueue() through a transaction (`tx`) or through the producer (nullptr).
+void start_enqueue_in(producer_impl& impl, const transaction_state* tx, const record* owned, const record_view* view,
+                      boost::asio::any_completion_handler<void(error_code, delivery)> handler);
 
 } // namespace kcoro::detail
