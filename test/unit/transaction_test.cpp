@@ -8,6 +8,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -394,5 +396,55 @@ TEST_CASE("transactional operations on a producer without transactional.id fail 
         CHECK(e.code() == kcoro::errc::not_configured);
         CHECK(std::string(e.what()).find("transactional.id") != std::string::npos);
         co_await producer.close();
+    });
+}
+
+TEST_CASE("a cancelled transaction scope is aborted, and the producer goes on") {
+    using namespace boost::asio::experimental::awaitable_operators;
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("tx-out", 1);
+    asio::io_context io;
+    kcoro::producer producer(io, txn_config(cluster, "cancelled"));
+    const kcoro::record r = numbered("tx-out", 0);
+
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        bool body_cancelled = false;
+        auto scope = producer.transaction([&](kcoro::transaction& tx) -> asio::awaitable<void> {
+            co_await tx.send(r);
+            asio::steady_timer forever(ex, 1h);
+            try {
+                co_await forever.async_wait(asio::use_awaitable);
+            } catch (const boost::system::system_error&) {
+                body_cancelled = true;
+                throw;
+            }
+        });
+        asio::steady_timer soon(ex, 200ms);
+        auto outcome = co_await (std::move(scope) || soon.async_wait(asio::use_awaitable));
+        CHECK(outcome.index() == 1); // the timer won
+        CHECK(body_cancelled);
+        // Its transaction did not stay open: the next one begins and commits.
+        co_await producer.transaction([&](kcoro::transaction& tx) -> asio::awaitable<void> { co_await tx.send(r); });
+        co_await producer.close();
+    });
+}
+
+TEST_CASE("closing a producer with an open transaction aborts it") {
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("tx-out", 1);
+    asio::io_context io;
+    kcoro::producer producer(io, txn_config(cluster, "close-open"));
+    const kcoro::record r = numbered("tx-out", 0);
+
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        kcoro::transaction tx = co_await producer.begin_transaction();
+        co_await tx.send(r);
+        co_await producer.close();
+        CHECK_FALSE(tx.active());
+        auto [ec] = co_await tx.commit(asio::as_tuple(asio::deferred));
+        CHECK(ec == kcoro::errc::transaction_aborted);
+        auto [bec, next] = co_await producer.begin_transaction(asio::as_tuple(asio::deferred));
+        CHECK(bec == kcoro::errc::client_closed);
     });
 }
