@@ -48,7 +48,8 @@ enum class errc : int {
     purged_from_queue = -152,
     purged_in_flight = -151,
     fatal = -150,
-    fenced = -144,
+    not_configured = -145, ///< the feature is not configured (e.g. transactions without transactional.id)
+    fenced = -144, ///< a newer producer with the same transactional.id took over (fatal)
     // broker-side
     unknown_topic_or_partition = 3,
     leader_not_available = 5,
@@ -77,6 +78,8 @@ enum class errc : int {
     unknown_config_key = -1001,   ///< a configuration property librdkafka does not know
     invalid_config_value = -1002, ///< a known property given a value it rejects
     client_closed = -1003,        ///< the client was closed before or during the operation
+    not_in_transaction = -1010,   ///< a transactional producer was asked to send outside a transaction
+    transaction_aborted = -1011,  ///< the transaction was aborted: none of its records or offsets count
 };
 
 /// The category of every error kcoro reports.

@@ -10,3 +10,4 @@
 #include <kcoro/producer_options.hpp>
 #include <kcoro/record.hpp>
 #include <kcoro/record_metadata.hpp>
+#include <kcoro/transaction.hpp>
