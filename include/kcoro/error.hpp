@@ -49,7 +49,10 @@ enum class errc : int {
     purged_in_flight = -151,
     fatal = -150,
     fenced = -144,
+    max_poll_exceeded = -147,   ///< the application did not receive within max.poll.interval.ms
+    auto_offset_reset = -140,   ///< auto.offset.reset=error and no valid offset
     // broker-side
+    offset_out_of_range = 1,
     unknown_topic_or_partition = 3,
     leader_not_available = 5,
     not_leader_for_partition = 6,
@@ -61,6 +64,9 @@ enum class errc : int {
     not_enough_replicas = 19,
     not_enough_replicas_after_append = 20,
     invalid_required_acks = 21,
+    illegal_generation = 22,    ///< a commit from a group generation that is over
+    unknown_member_id = 25,
+    rebalance_in_progress = 27, ///< a commit while the group rebalances
     topic_authorization_failed = 29,
     group_authorization_failed = 30,
     cluster_authorization_failed = 31,
