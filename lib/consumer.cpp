@@ -72,7 +72,8 @@ error_code first_error(const rd_kafka_topic_partition_list_t* list, std::string*
     if (!list) return {};
     for (int i = 0; i < list->cnt; ++i) {
         const auto& e = list->elems[i];
-        if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+        // (__IN_PROGRESS: an asynchronous seek's partitions, started fine.)
+        if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR || e.err == RD_KAFKA_RESP_ERR__IN_PROGRESS) continue;
         if (context) *context = fmt::format("topic '{}' partition {}", e.topic, e.partition);
         return make_error_code_from_kafka(e.err);
     }
@@ -214,6 +215,9 @@ private:
     };
 
     void deliver(message&& msg);
+    void store_received(const message& m) const noexcept;
+    void store_received(const receive_op* op) const noexcept;
+    std::optional<std::int64_t> first_unreceived(const topic_partition& tp) const; // under mutex_
     void deliver_error(error_code ec, std::string context, bool coalesce = false);
     void on_error_event(rd_kafka_event_t* event);
     void on_side_event(rd_kafka_event_t* event);
@@ -259,12 +263,15 @@ private:
     receive_op* pending_tail_ = nullptr;
     bool stalled_ = false;
     bool closing_ = false;
+    bool store_on_receive_ = false; // store offsets as messages are handed out
     std::string last_error_context_;
     std::string group_id_; // for errors about the group
     std::exception_ptr handler_exception_; // thrown by a handler run from the drain
 
     // Rebalances, on the strand.
     std::deque<event_ptr> rebalances_;
+    std::vector<topic_partition> revoking_; // while a revocation hook runs
+    bool revoking_all_ = false;
     bool rebalance_running_ = false;
     std::atomic<bool> hooks_enabled_{true};
 
@@ -280,9 +287,18 @@ private:
 consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config& properties,
                              consumer_options options)
     : executor_(std::move(executor)), options_(std::move(options)), buffer_(options_.max_buffered) {
+    // librdkafka 2.0 accepts a consumer without one, then fails every subscribe, commit and
+    // even assign()'s fetch start: say so at once.
+    if (const auto g = properties.get("group.id"); !g || g->empty())
+        throw error(errc::invalid_config_value, "config key 'group.id': a consumer needs one (even for assign())");
     config effective = properties;
     group_id_ = std::string(properties.get("group.id").value_or(""));
-    if (options_.store_offsets_after_processing) effective.set("enable.auto.offset.store", "false");
+    // librdkafka would store each offset when the bridge drains the message, before the
+    // application has received it (it may still wait in the local buffer): kcoro stores
+    // offsets itself, when it hands messages out (or at mark_done).
+    const auto store = properties.get("enable.auto.offset.store");
+    store_on_receive_ = !options_.store_offsets_after_processing && !(store && (*store == "false" || *store == "0"));
+    effective.set("enable.auto.offset.store", "false");
     effective.set("log.queue", "true");
     auto conf = make_conf(effective);
     rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_FETCH | RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_ERROR |
@@ -361,6 +377,37 @@ void consumer_impl::unlink(receive_op* op) {
     op->linked = false;
 }
 
+// The application now has `m`: its offset + 1 is the next to commit (librdkafka's own
+// automatic store would have happened earlier, when the bridge drained it).
+void consumer_impl::store_received(const message& m) const noexcept {
+    if (store_on_receive_ && m) (void)rd_kafka_offset_store(m.native_handle()->rkt, m.partition(), m.offset());
+}
+
+void consumer_impl::store_received(const receive_op* op) const noexcept {
+    if (!store_on_receive_) return;
+    if (!op->is_batch()) return store_received(op->single);
+    // Once per run of one partition: its last message counts.
+    const auto& b = op->batch;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        const bool last_of_run = i + 1 == b.size() || b[i + 1].native_handle()->rkt != b[i].native_handle()->rkt ||
+                                 b[i + 1].partition() != b[i].partition();
+        if (last_of_run) store_received(b[i]);
+    }
+}
+
+// Under mutex_: the offset of the oldest message of `tp` fetched but not yet received.
+std::optional<std::int64_t> consumer_impl::first_unreceived(const topic_partition& tp) const {
+    auto same = [&](const message& m) { return m && m.partition() == tp.partition && m.topic() == tp.topic; };
+    for (receive_op* op = pending_head_; op; op = op->next)
+        for (const auto& m : op->batch)
+            if (same(m)) return m.offset();
+    std::optional<std::int64_t> found;
+    buffer_.for_each([&](const buffered& b) {
+        if (!found && same(b.msg)) found = b.msg.offset();
+    });
+    return found;
+}
+
 // Under mutex_: takes what the buffer holds for `op`. True when `op` is ready.
 bool consumer_impl::fill_from_buffer(receive_op* op, error_code& ec) {
     if (!op->is_batch()) {
@@ -408,6 +455,7 @@ void consumer_impl::start_receive(receive_op* op) {
     if (!pending_head_) ready = fill_from_buffer(op, ec);
     if (!ready && op->is_batch() && op->deadline <= clock::now()) ready = true; // max_wait 0: what is there
     if (ready) {
+        store_received(op);
         kick_if_stalled(lock);
         if (lock.owns_lock()) lock.unlock();
         op->complete(ec, false); // never inline: we are inside the initiating call
@@ -431,6 +479,7 @@ bool consumer_impl::try_receive_now(message& out, error_code& ec) {
         last_error_context_ = std::move(b.context);
     } else {
         out = std::move(b.msg);
+        store_received(out);
     }
     kick_if_stalled(lock);
     return true;
@@ -463,6 +512,7 @@ void consumer_impl::deliver(message&& msg) {
         op->single = std::move(msg);
     }
     unlink(op);
+    store_received(op);
     lock.unlock();
     op->complete({}, true);
 }
@@ -482,6 +532,7 @@ void consumer_impl::deliver_error(error_code ec, std::string context, bool coale
         // The batch ends here; the error goes to the next receive.
         buffer_.push_back(buffered{message{}, ec, std::move(context)});
         ec = {};
+        store_received(op);
     } else {
         last_error_context_ = std::move(context);
     }
@@ -522,6 +573,7 @@ void consumer_impl::expire_batches() {
             receive_op* next = op->next;
             if (op->is_batch() && op->deadline <= now) {
                 unlink(op);
+                store_received(op);
                 op->next = expired; // the completion list, reversed; order does not matter
                 expired = op;
             }
@@ -573,6 +625,11 @@ bool consumer_impl::adopt_event(rd_kafka_event_t* event) {
             return false;
         }
         if (state_.load(std::memory_order_acquire) != lifecycle::open) return false; // closing: dropped
+        // Fetched before the revocation took effect: the partition's next owner reads it
+        // from the committed offset (it was never handed out, so never stored).
+        if (!revoking_.empty() &&
+            (revoking_all_ || contains(revoking_, rd_kafka_topic_name(m->rkt), m->partition)))
+            return false;
         // From here the message owns the event. A handler run inline that throws must not
         // unwind into the bridge (which would free the event again): keep the exception
         // and rethrow it after the drain.
@@ -684,7 +741,9 @@ void consumer_impl::process_rebalances() {
         rebalance_event re;
         re.cooperative = cooperative;
         re.partitions = to_partitions(rd_kafka_event_topic_partition_list(event.get()));
-        const bool hook = hooks_enabled_.load() && static_cast<bool>(options_.on_rebalance);
+        // Cooperative rebalances also report empty changes: no news for the hook.
+        const bool hook =
+            hooks_enabled_.load() && static_cast<bool>(options_.on_rebalance) && !re.partitions.empty();
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
             apply_assign(event.get(), cooperative);
@@ -694,7 +753,12 @@ void consumer_impl::process_rebalances() {
             re.type = rd_kafka_assignment_lost(rk_) ? rebalance_event::kind::lost : rebalance_event::kind::revoked;
             // Buffered messages of these partitions now belong to another member.
             drop_buffered(re.partitions, !cooperative);
-            if (!hook) apply_revoke(event.get(), cooperative);
+            if (!hook) {
+                apply_revoke(event.get(), cooperative);
+            } else {
+                revoking_ = re.partitions;
+                revoking_all_ = !cooperative;
+            }
         } else {
             fmt::print(stderr, "kcoro consumer: rebalance error: {}\n", rd_kafka_err2str(err));
             rd_kafka_assign(rk_, nullptr);
@@ -714,6 +778,8 @@ void consumer_impl::process_rebalances() {
                 }
             }
             if (event) self->apply_revoke(event.get(), cooperative);
+            self->revoking_.clear();
+            self->revoking_all_ = false;
             self->rebalance_running_ = false;
             self->process_rebalances();
         };
@@ -722,6 +788,8 @@ void consumer_impl::process_rebalances() {
         } catch (...) {
             // The hook could not even start: go on without it.
             if (event) apply_revoke(event.get(), cooperative);
+            revoking_.clear();
+            revoking_all_ = false;
             rebalance_running_ = false;
         }
     }
@@ -827,16 +895,20 @@ void consumer_impl::commit(std::optional<std::vector<partition_offset>> offsets,
 }
 
 error_code consumer_impl::mark_done(const message& m, std::string* context) noexcept {
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-    tpl_ptr owner(list);
-    rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m.native_handle()->rkt), m.partition())->offset =
-        m.offset() + 1;
+    if (!m) {
+        if (context) *context = "mark done: an empty message";
+        return errc::invalid_argument;
+    }
     std::lock_guard lock(client_mutex_);
     if (!rk_) return errc::client_closed;
-    if (auto err = rd_kafka_offsets_store(rk_, list)) {
-        if (context) *context = fmt::format("mark done {}", m);
-        // The per-partition error says more (e.g. the partition is not assigned).
-        if (error_code ec = first_error(list, nullptr)) return ec;
+    // The single-partition form allocates nothing; it refuses partitions not assigned.
+    if (auto err = rd_kafka_offset_store(m.native_handle()->rkt, m.partition(), m.offset())) {
+        if (context) {
+            try {
+                *context = fmt::format("mark done {}", m);
+            } catch (...) {
+            }
+        }
         return make_error_code_from_kafka(err);
     }
     return {};
@@ -844,6 +916,9 @@ error_code consumer_impl::mark_done(const message& m, std::string* context) noex
 
 void consumer_impl::seek(const partition_offset& position) {
     auto list = make_list(std::vector<partition_offset>{position});
+    // librdkafka 2.0 silently accepts a seek of a partition it does not consume.
+    if (!contains(assignment(), position.topic, position.partition))
+        throw error(errc::state, fmt::format("seek {}: the partition is not assigned to this consumer", position));
     {
         std::lock_guard lock(client_mutex_);
         // Timeout 0: asynchronous, librdkafka discards what was fetched before the seek.
@@ -868,19 +943,30 @@ void consumer_impl::pause_resume(const std::vector<topic_partition>& partitions,
 
 std::vector<partition_offset> consumer_impl::position(const std::vector<topic_partition>& partitions) const {
     auto list = make_list(partitions);
-    std::lock_guard lock(client_mutex_);
-    if (auto err = rd_kafka_position(client(), list.get())) throw error(make_error_code_from_kafka(err), "position");
-    return to_offsets(list.get());
+    {
+        std::lock_guard lock(client_mutex_);
+        if (auto err = rd_kafka_position(client(), list.get()))
+            throw error(make_error_code_from_kafka(err), "position");
+    }
+    auto out = to_offsets(list.get());
+    // librdkafka's position counts what the bridge drained; the application's stops at
+    // the first message still waiting in the local buffer.
+    std::lock_guard lock(mutex_);
+    for (auto& po : out)
+        if (auto first = first_unreceived({po.topic, po.partition})) po.offset = *first;
+    return out;
 }
 
 std::optional<std::int64_t> consumer_impl::lag(const topic_partition& tp) const {
     std::int64_t low = -1, high = -1;
-    auto list = make_list(std::vector<topic_partition>{tp});
-    std::lock_guard lock(client_mutex_);
-    if (rd_kafka_get_watermark_offsets(client(), tp.topic.c_str(), tp.partition, &low, &high) || high < 0)
-        return std::nullopt;
-    if (rd_kafka_position(client(), list.get()) || list->elems[0].offset < 0) return std::nullopt;
-    return std::max<std::int64_t>(0, high - list->elems[0].offset);
+    {
+        std::lock_guard lock(client_mutex_);
+        if (rd_kafka_get_watermark_offsets(client(), tp.topic.c_str(), tp.partition, &low, &high) || high < 0)
+            return std::nullopt;
+    }
+    const std::int64_t pos = position(std::vector<topic_partition>{tp}).front().offset;
+    if (pos < 0) return std::nullopt;
+    return std::max<std::int64_t>(0, high - pos);
 }
 
 void consumer_impl::committed(std::vector<topic_partition> partitions, std::chrono::milliseconds timeout,

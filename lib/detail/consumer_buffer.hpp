@@ -65,6 +65,11 @@ public:
         }
     }
 
+    template <class F>
+    void for_each(F f) const {
+        for (std::size_t i = 0; i < size_; ++i) f(slots_[(head_ + i) % slots_.size()]);
+    }
+
     void clear(std::vector<buffered>& removed) {
         while (size_) removed.push_back(pop_front());
     }
