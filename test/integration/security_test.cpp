@@ -388,6 +388,17 @@ TEST_CASE("refused connections: send_batch reports the typed error for each reco
     for (const auto& rep : reports) CHECK_MESSAGE(rep.error == r.expected, rep.error.message());
 }
 
+TEST_CASE("refused connections: sends waiting for room in a full local queue get the typed error too") {
+    // Two records fit in librdkafka's queue; the other ten wait in kcoro for room.
+    kcoro::config cfg = refused_connections().front().make();
+    cfg.set("queue.buffering.max.messages", "2");
+    outcome out;
+    const std::string err = kcoro::test::capture_stderr([&] { out = produce(cfg, allowed_topic("full"), 12, 60s); });
+    for (const auto& ec : out.sends) CHECK_MESSAGE(ec == kcoro::errc::authentication, ec.message());
+    check_no_secret(out.logs, "logs");
+    check_no_secret(err, "stderr");
+}
+
 TEST_CASE("refused connections: a pending receive fails promptly with the typed error") {
     for (const auto& r : refused_connections()) {
         CAPTURE(r.name);
