@@ -372,7 +372,7 @@ TEST_CASE("refused connections: every pending record fails promptly with the typ
     }
 }
 
-TEST_CASE("refused connections: send_batch reports the typed error for each record") {
+TEST_CASE("refused connections: send_batch and enqueue report the typed error for each record") {
     const auto r = refused_connections().front();
     asio::io_context io;
     kcoro::producer producer(io, r.make(), {.on_error = [](const kcoro::client_error&) {}});
@@ -384,6 +384,14 @@ TEST_CASE("refused connections: send_batch reports the typed error for each reco
                                                          asio::as_tuple(asio::use_awaitable));
         CHECK(ec == r.expected);
         CHECK(failed == records.size());
+
+        // enqueue(): accepted at once; each delivery then reports the refusal.
+        std::vector<kcoro::delivery> pending;
+        for (const auto& rec : records) pending.push_back(co_await producer.enqueue(rec));
+        for (auto& d : pending) {
+            auto [dec, md] = co_await d.async_wait(asio::as_tuple(asio::use_awaitable));
+            CHECK_MESSAGE(dec == r.expected, dec.message());
+        }
     }, 60s);
     for (const auto& rep : reports) CHECK_MESSAGE(rep.error == r.expected, rep.error.message());
 }
