@@ -267,9 +267,15 @@ TEST_CASE("producer and consumer round trip over every secured listener") {
     }
 }
 
-// kcoro::admin is being written on its own branch; until it lands this proves admin
-// requests (CreateTopics, Metadata) over every secured listener with librdkafka's own
-// admin API and the same properties. The kcoro::admin round trip belongs here then.
+// kcoro::admin is being written on its own branch (`admin`); until it lands this proves
+// admin requests (CreateTopics, Metadata) over every secured listener with librdkafka's
+// own admin API and the same properties. When it lands: for each round_trips() connection,
+// create_topic() a topic named allowed_topic(...) then describe_topic() it; create_topic()
+// of a topic outside the allowed prefix fails with errc::topic_authorization_failed; and
+// for each refused_connections() entry a pending create_topic() fails with r.expected
+// within run_bounded's bound. That last one needs admin_impl::on_error to fail pending
+// requests on an authentication/SSL error event as producer_impl::on_refused does
+// (otherwise they end with a timeout after the request timeout).
 TEST_CASE("admin requests (librdkafka's admin API) round trip over every secured listener") {
     for (const auto& c : round_trips()) {
         CAPTURE(c.name);
