@@ -577,6 +577,10 @@ void producer_impl::on_refused(error_code code, const std::string& reason) {
     // the client (records already sent to a broker complete as usual). The client goes on
     // reconnecting: later sends succeed once the brokers accept it, and fail the same way
     // at the next refusal (librdkafka reports one per reconnection attempt) otherwise.
+    // Untested case: a refusal after records of a partition were already acknowledged
+    // (credentials revoked mid-stream). With idempotence the purge may then leave a
+    // sequence gap that librdkafka reports at reconnection as a fatal error (errc::fatal,
+    // still never silent); the tests cover refusals of a client's first connection.
     if (state_.load(std::memory_order_acquire) != lifecycle::open) return;
     {
         std::lock_guard lock(fatal_mutex_);

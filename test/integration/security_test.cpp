@@ -267,9 +267,15 @@ TEST_CASE("producer and consumer round trip over every secured listener") {
     }
 }
 
-// kcoro::admin is being written on its own branch; until it lands this proves admin
-// requests (CreateTopics, Metadata) over every secured listener with librdkafka's own
-// admin API and the same properties. The kcoro::admin round trip belongs here then.
+// kcoro::admin is being written on its own branch (`admin`); until it lands this proves
+// admin requests (CreateTopics, Metadata) over every secured listener with librdkafka's
+// own admin API and the same properties. When it lands: for each round_trips() connection,
+// create_topic() a topic named allowed_topic(...) then describe_topic() it; create_topic()
+// of a topic outside the allowed prefix fails with errc::topic_authorization_failed; and
+// for each refused_connections() entry a pending create_topic() fails with r.expected
+// within run_bounded's bound. That last one needs admin_impl::on_error to fail pending
+// requests on an authentication/SSL error event as producer_impl::on_refused does
+// (otherwise they end with a timeout after the request timeout).
 TEST_CASE("admin requests (librdkafka's admin API) round trip over every secured listener") {
     for (const auto& c : round_trips()) {
         CAPTURE(c.name);
@@ -372,7 +378,7 @@ TEST_CASE("refused connections: every pending record fails promptly with the typ
     }
 }
 
-TEST_CASE("refused connections: send_batch reports the typed error for each record") {
+TEST_CASE("refused connections: send_batch and enqueue report the typed error for each record") {
     const auto r = refused_connections().front();
     asio::io_context io;
     kcoro::producer producer(io, r.make(), {.on_error = [](const kcoro::client_error&) {}});
@@ -384,8 +390,27 @@ TEST_CASE("refused connections: send_batch reports the typed error for each reco
                                                          asio::as_tuple(asio::use_awaitable));
         CHECK(ec == r.expected);
         CHECK(failed == records.size());
+
+        // enqueue(): accepted at once; each delivery then reports the refusal.
+        std::vector<kcoro::delivery> pending;
+        for (const auto& rec : records) pending.push_back(co_await producer.enqueue(rec));
+        for (auto& d : pending) {
+            auto [dec, md] = co_await d.async_wait(asio::as_tuple(asio::use_awaitable));
+            CHECK_MESSAGE(dec == r.expected, dec.message());
+        }
     }, 60s);
     for (const auto& rep : reports) CHECK_MESSAGE(rep.error == r.expected, rep.error.message());
+}
+
+TEST_CASE("refused connections: sends waiting for room in a full local queue get the typed error too") {
+    // Two records fit in librdkafka's queue; the other ten wait in kcoro for room.
+    kcoro::config cfg = refused_connections().front().make();
+    cfg.set("queue.buffering.max.messages", "2");
+    outcome out;
+    const std::string err = kcoro::test::capture_stderr([&] { out = produce(cfg, allowed_topic("full"), 12, 60s); });
+    for (const auto& ec : out.sends) CHECK_MESSAGE(ec == kcoro::errc::authentication, ec.message());
+    check_no_secret(out.logs, "logs");
+    check_no_secret(err, "stderr");
 }
 
 TEST_CASE("refused connections: a pending receive fails promptly with the typed error") {
