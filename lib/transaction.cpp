@@ -122,7 +122,7 @@ error_code producer_impl::step_failed(const rd_kafka_error_t* e, std::string_vie
 void producer_impl::finish_transaction(transaction_state& tx, status outcome, txn_phase next) {
     tx.state.store(outcome, std::memory_order_release);
     std::lock_guard lock(txn_mutex_);
-    if (txn_current_.get() == &tx) {
+    if (txn_current_.lock().get() == &tx) {
         txn_current_.reset();
         txn_phase_ = next;
     }
@@ -164,7 +164,7 @@ void producer_impl::abort_open_transaction_for_close(clock::time_point deadline)
     std::shared_ptr<transaction_state> tx;
     {
         std::lock_guard lock(txn_mutex_);
-        tx = txn_current_;
+        tx = txn_current_.lock();
     }
     if (!tx) return;
     auto expected = status::open;
