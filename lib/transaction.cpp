@@ -131,8 +131,15 @@ void producer_impl::finish_transaction(transaction_state& tx, status outcome, tx
 // ---- the steps (on the worker thread) -------------------------------------------------------
 
 error_code producer_impl::prepare_transactions(clock::time_point deadline) {
-    if (fatal_.load(std::memory_order_acquire)) return fatal_op_code();
-    if (!rk_ || state_.load() != lifecycle::open) return errc::client_closed;
+    if (fatal_.load(std::memory_order_acquire)) {
+        set_transaction_failure(fmt::format("refused: the producer hit a fatal error earlier ({}: {})",
+                                            fatal_code().message(), fatal_reason()));
+        return fatal_op_code();
+    }
+    if (!rk_ || state_.load() != lifecycle::open) {
+        set_transaction_failure("the producer is closed");
+        return errc::client_closed;
+    }
     txn_phase phase;
     {
         std::lock_guard lock(txn_mutex_);
