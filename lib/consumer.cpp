@@ -214,7 +214,7 @@ private:
     };
 
     void deliver(message&& msg);
-    void deliver_error(error_code ec, std::string context);
+    void deliver_error(error_code ec, std::string context, bool coalesce = false);
     void on_error_event(rd_kafka_event_t* event);
     void on_side_event(rd_kafka_event_t* event);
     bool fill_from_buffer(receive_op* op, error_code& ec);
@@ -260,6 +260,7 @@ private:
     bool stalled_ = false;
     bool closing_ = false;
     std::string last_error_context_;
+    std::string group_id_; // for errors about the group
     std::exception_ptr handler_exception_; // thrown by a handler run from the drain
 
     // Rebalances, on the strand.
@@ -280,6 +281,7 @@ consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config
                              consumer_options options)
     : executor_(std::move(executor)), options_(std::move(options)), buffer_(options_.max_buffered) {
     config effective = properties;
+    group_id_ = std::string(properties.get("group.id").value_or(""));
     if (options_.store_offsets_after_processing) effective.set("enable.auto.offset.store", "false");
     effective.set("log.queue", "true");
     auto conf = make_conf(effective);
@@ -465,11 +467,13 @@ void consumer_impl::deliver(message&& msg) {
     op->complete({}, true);
 }
 
-void consumer_impl::deliver_error(error_code ec, std::string context) {
+void consumer_impl::deliver_error(error_code ec, std::string context, bool coalesce) {
     std::unique_lock lock(mutex_);
     if (closing_) return;
     receive_op* op = pending_head_;
     if (!op) {
+        // A client-wide error librdkafka repeats at each retry is kept once until received.
+        if (coalesce && !buffer_.empty() && buffer_.back().ec == ec) return;
         buffer_.push_back(buffered{message{}, ec, std::move(context)});
         return;
     }
@@ -609,13 +613,21 @@ void consumer_impl::on_error_event(rd_kafka_event_t* event) {
         deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason));
         return;
     }
-    if (!tp && !is_consumer_error(err)) {
+    // librdkafka 2.0 treats a refused authentication or TLS handshake as transient and
+    // reconnects for ever: without this a receive would wait for ever, silently. It gets
+    // the error (and the next receive the next refusal, or messages once accepted).
+    const bool refused = err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
+                         err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
+    if (!tp && !refused && !is_consumer_error(err)) {
         fmt::print(stderr, "kcoro consumer error: {}\n", text ? text : rd_kafka_err2str(err));
         return;
     }
-    std::string context = tp ? describe_partition(tp->topic, tp->partition) : std::string("receive");
+    std::string context = tp                                                    ? describe_partition(tp->topic, tp->partition)
+                          : err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ? fmt::format("group '{}'", group_id_)
+                          : refused                                             ? std::string("connect")
+                                                                                : std::string("receive");
     if (text && *text) context += fmt::format(" ({})", text);
-    deliver_error(make_error_code_from_kafka(err), std::move(context));
+    deliver_error(make_error_code_from_kafka(err), std::move(context), !tp);
 }
 
 void consumer_impl::on_side_event(rd_kafka_event_t* event) {

@@ -488,10 +488,16 @@ void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
                             : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? timestamp_type::log_append_time
                                                                            : timestamp_type::not_available;
         // After a fatal error every failure (purged, or failed by librdkafka) is that error.
-        const error_code ec = !m->err                                                  ? error_code{}
+        // Records purged because the brokers refused the client report why (on_refused).
+        const int refused = refused_.load(std::memory_order_relaxed);
+        const error_code ec = !m->err ? error_code{}
                               : m->err == RD_KAFKA_RESP_ERR__FATAL || fatal_.load(std::memory_order_relaxed)
                                   ? fatal_op_code()
+                              : m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE && refused != 0 &&
+                                      state_.load(std::memory_order_relaxed) == lifecycle::open
+                                  ? make_error_code_from_kafka(refused)
                                   : make_error_code_from_kafka(m->err);
+        if (!m->err && refused != 0) refused_.store(0, std::memory_order_relaxed); // a broker accepts us again
         try {
             finish_delivery(op, ec, md);
         } catch (...) {
@@ -545,6 +551,8 @@ void producer_impl::on_error(rd_kafka_event_t* event) {
         }
         fatal_.store(true, std::memory_order_release);
         on_fatal();
+    } else if (code == errc::authentication || code == errc::ssl || code == errc::sasl_authentication_failed) {
+        on_refused(code, reason);
     }
     const client_error e{code, reason, fatal};
     if (options_.on_error)
@@ -559,6 +567,31 @@ void producer_impl::on_fatal() {
     abort_waiting(fatal_op_code());
     std::lock_guard lock(client_mutex_);
     if (rk_) rd_kafka_purge(rk_.get(), purge_all | RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
+void producer_impl::on_refused(error_code code, const std::string& reason) {
+    // librdkafka 2.0 treats a failed authentication or TLS handshake as transient: it
+    // reconnects for ever and queued records time out (message.timeout.ms, 5 min by
+    // default) as "timed out". Wrong credentials or an untrusted certificate rarely fix
+    // themselves, so the records waiting fail now, with the reason: everything queued in
+    // the client (records already sent to a broker complete as usual). The client goes on
+    // reconnecting: later sends succeed once the brokers accept it, and fail the same way
+    // at the next refusal (librdkafka reports one per reconnection attempt) otherwise.
+    if (state_.load(std::memory_order_acquire) != lifecycle::open) return;
+    {
+        std::lock_guard lock(fatal_mutex_);
+        refused_reason_ = reason;
+    }
+    refused_.store(code.value(), std::memory_order_relaxed);
+    abort_waiting(code);
+    std::lock_guard lock(client_mutex_);
+    if (rk_) rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
+std::string producer_impl::refusal_reason(error_code ec) const {
+    if (ec.category() != category() || ec.value() != refused_.load(std::memory_order_relaxed)) return {};
+    std::lock_guard lock(fatal_mutex_);
+    return refused_reason_;
 }
 
 error_code producer_impl::fatal_code() const {
@@ -904,7 +937,11 @@ void start_batch(producer_impl& impl, batch_base* batch) { impl.start_batch(batc
 void cancel_batch(producer_impl& impl, batch_base* batch) { impl.cancel_batch(batch); }
 
 std::string describe_failure(const producer_impl& impl, error_code ec, std::string context) {
-    if (ec != errc::fatal && ec != errc::fenced) return context;
+    if (ec != errc::fatal && ec != errc::fenced) {
+        // An authentication or TLS refusal: librdkafka's text says which broker and why.
+        const std::string reason = impl.refusal_reason(ec);
+        return reason.empty() ? context : fmt::format("{} ({})", context, reason);
+    }
     const std::string reason = impl.fatal_reason();
     if (reason.empty()) return context;
     return fmt::format("{} (fatal: {}: {})", context, impl.fatal_code().message(), reason);

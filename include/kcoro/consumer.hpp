@@ -26,7 +26,11 @@
 // failures, offset-out-of-range and fatal errors complete a receive with that error (the
 // awaitable throws kcoro::error naming the topic and partition); receiving again goes on
 // with the next message. Transient errors (a broker down) are retried by librdkafka and
-// only logged.
+// only logged. A broker refusing the client (wrong credentials: errc::authentication; an
+// untrusted or wrong-host certificate: errc::ssl) completes the pending receive at once
+// with that error, naming the broker and the reason (librdkafka 2.0 would retry silently
+// for ever); librdkafka keeps reconnecting. A group the principal may not join completes
+// it with errc::group_authorization_failed naming the group.
 //
 // Offsets. By default librdkafka stores each message's offset when it is handed to the
 // application, and enable.auto.commit commits stored offsets periodically. With

@@ -47,6 +47,14 @@
 // makes the producer unusable: pending and later operations fail with errc::fatal, the
 // exceptions thrown name the underlying reason, and fatal_error() reports it.
 //
+// Security (TLS, SASL: librdkafka's properties, or kcoro/security.hpp). When a broker
+// refuses the client (wrong credentials: errc::authentication; an untrusted or wrong-host
+// certificate: errc::ssl), every record still queued in the client fails at once with
+// that error, naming the broker and the reason, instead of timing out after
+// delivery.timeout.ms as librdkafka 2.0 would (records already sent complete as usual).
+// The client keeps reconnecting: later sends succeed once the brokers accept it. A topic
+// the principal may not write fails its records with errc::topic_authorization_failed.
+//
 // Observability. librdkafka's logs, statistics and error events go to the callbacks of
 // producer_options, run on the producer's executor (see producer_options.hpp).
 //

@@ -28,6 +28,7 @@ public:
     std::size_t capacity() const noexcept { return slots_.size(); }
 
     buffered& front() noexcept { return slots_[head_]; }
+    buffered& back() noexcept { return slots_[(head_ + size_ - 1) % slots_.size()]; }
 
     void push_back(buffered&& b) {
         if (size_ == slots_.size()) grow();

@@ -70,6 +70,8 @@ public:
     void cancel(send_op* op);
     error_code fatal_code() const;
     std::string fatal_reason() const;
+    /// librdkafka's text for the last authentication or TLS refusal, when `ec` is its code.
+    std::string refusal_reason(error_code ec) const;
     /// What operations fail with once the producer hit a fatal error: errc::fenced when a
     /// newer producer with the same transactional.id took over, else errc::fatal.
     error_code fatal_op_code() const;
@@ -131,6 +133,7 @@ private:
     void retry_waiting();
     void abort_waiting(error_code ec = boost::asio::error::operation_aborted);
     void on_fatal();
+    void on_refused(error_code code, const std::string& reason);
     void push_waiting(send_op* op);
     bool flush_until(std::chrono::steady_clock::time_point deadline, bool is_close);
     void on_log(rd_kafka_event_t* event);
@@ -162,6 +165,10 @@ private:
     mutable std::mutex fatal_mutex_;
     error_code fatal_code_;
     std::string fatal_reason_;
+    // The last authentication or TLS failure (0: none since the last delivery): records it
+    // purged report it instead of "purged" (see on_refused).
+    std::atomic<int> refused_{0};
+    std::string refused_reason_; // under fatal_mutex_
     // Set when the execution context shuts down: background work then completes nothing.
     std::atomic<bool> context_gone_{false};
     std::mutex close_mutex_;
