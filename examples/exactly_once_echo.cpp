@@ -16,6 +16,10 @@
 // partition are never committed after it moved to another member; records received for a
 // partition no longer assigned are dropped (its new owner reads them again). When a
 // transaction aborts, the consumer goes back to the committed offsets of its partitions.
+// (A record that can never be produced, e.g. one too large for the output topic, would
+// make every attempt abort: a real service would divert it to a dead-letter topic.)
+//
+// Exit status: 0 after SIGINT/SIGTERM, 3 when fenced by a newer instance, 1 on other errors.
 
 #include <kcoro/consumer.hpp>
 #include <kcoro/kcoro.hpp>

@@ -122,7 +122,7 @@ error_code producer_impl::step_failed(const rd_kafka_error_t* e, std::string_vie
 void producer_impl::finish_transaction(transaction_state& tx, status outcome, txn_phase next) {
     tx.state.store(outcome, std::memory_order_release);
     std::lock_guard lock(txn_mutex_);
-    if (txn_current_.get() == &tx) {
+    if (txn_current_.lock().get() == &tx) {
         txn_current_.reset();
         txn_phase_ = next;
     }
@@ -131,8 +131,15 @@ void producer_impl::finish_transaction(transaction_state& tx, status outcome, tx
 // ---- the steps (on the worker thread) -------------------------------------------------------
 
 error_code producer_impl::prepare_transactions(clock::time_point deadline) {
-    if (fatal_.load(std::memory_order_acquire)) return fatal_op_code();
-    if (!rk_ || state_.load() != lifecycle::open) return errc::client_closed;
+    if (fatal_.load(std::memory_order_acquire)) {
+        set_transaction_failure(fmt::format("refused: the producer hit a fatal error earlier ({}: {})",
+                                            fatal_code().message(), fatal_reason()));
+        return fatal_op_code();
+    }
+    if (!rk_ || state_.load() != lifecycle::open) {
+        set_transaction_failure("the producer is closed");
+        return errc::client_closed;
+    }
     txn_phase phase;
     {
         std::lock_guard lock(txn_mutex_);
@@ -164,7 +171,7 @@ void producer_impl::abort_open_transaction_for_close(clock::time_point deadline)
     std::shared_ptr<transaction_state> tx;
     {
         std::lock_guard lock(txn_mutex_);
-        tx = txn_current_;
+        tx = txn_current_.lock();
     }
     if (!tx) return;
     auto expected = status::open;

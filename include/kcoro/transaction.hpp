@@ -29,7 +29,8 @@
 // The lower-level form, for code that cannot be one scope: begin_transaction() yields a
 // `transaction`; commit() or abort() ends it. A `transaction` destroyed while still open
 // aborts in the background (forgetting to commit never commits), and the producer's next
-// transaction begins only after that abort.
+// transaction begins only after that abort. One transaction is open at a time: beginning
+// another meanwhile fails with errc::state. close() aborts a transaction still open.
 //
 // All the blocking steps (init, begin, send_offsets, commit, abort) run on the producer's
 // worker thread while its executor goes on draining delivery reports, so a
@@ -39,7 +40,7 @@
 // Sends outside a transaction. A producer with a transactional.id fails every send made
 // while no transaction is open with errc::not_in_transaction (nothing is sent). While a
 // transaction is open, every record the producer sends (through the transaction or
-// through the producer itself) belongs to it; one transaction is open at a time.
+// through the producer itself) belongs to it.
 //
 // Consuming in a transaction (consume-transform-produce, exactly once): the consumer
 // must set enable.auto.commit=false (offsets are committed by the transaction) and, to
@@ -47,7 +48,10 @@
 // read_committed. send_offsets(consumer, messages) commits, for each partition, the
 // offset after the last of `messages`, with the consumer's current group metadata (a
 // member that lost its partitions in a rebalance cannot commit them: the transaction
-// aborts). See examples/exactly_once_echo.cpp.
+// aborts). It takes the processed messages rather than the consumer's position because
+// that position also counts messages fetched into the consumer's local buffer and not
+// processed yet: committing it would skip them after a crash. See
+// examples/exactly_once_echo.cpp.
 #pragma once
 
 #include <kcoro/consumer.hpp>

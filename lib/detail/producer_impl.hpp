@@ -196,7 +196,8 @@ private:
     std::atomic<bool> transaction_open_{false};
     mutable std::mutex txn_mutex_;
     txn_phase txn_phase_ = txn_phase::uninitialised;
-    std::shared_ptr<transaction_state> txn_current_;
+    // Weak: the handle owns the transaction (and the transaction its producer).
+    std::weak_ptr<transaction_state> txn_current_;
     std::string txn_failure_;
 };
 

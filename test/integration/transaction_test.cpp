@@ -307,7 +307,7 @@ TEST_CASE("exactly-once echo: every input record appears exactly once in the out
     for (int round = 0; round < kills; ++round) {
         // The group has settled and caught up; then a new chunk, and a kill at a random
         // point while it is being processed (in the middle of a transaction, mostly).
-        wait_for_output(120s);
+        wait_for_output(60s);
         produce_chunk();
         std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(random)));
         auto& victim = *services[std::uniform_int_distribution<std::size_t>(0, services.size() - 1)(random)];
@@ -321,7 +321,7 @@ TEST_CASE("exactly-once echo: every input record appears exactly once in the out
     CHECK(produced == total);
     CHECK(killed >= 3);
 
-    wait_for_output(240s);
+    wait_for_output(120s);
     std::map<int, int> seen;
     // A clean stop, then the final word: exactly once each.
     for (auto& s : services) {

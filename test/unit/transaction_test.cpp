@@ -258,7 +258,7 @@ TEST_CASE("an abortable commit error aborts the transaction and reports transact
         CHECK(e.code() == kcoro::errc::transaction_aborted);
         CHECK_FALSE(kcoro::is_fatal(e.code()));
         const std::string what = e.what();
-        CHECK(what.find("abortable") != std::string::npos);
+        CHECK(what.find("Group authorization failed") != std::string::npos); // the cause
         CHECK(what.find("commit") != std::string::npos);
         // The producer is fine: the next transaction commits.
         co_await producer.transaction([&](kcoro::transaction& tx) -> asio::awaitable<void> { co_await tx.send(r); });
@@ -319,12 +319,14 @@ TEST_CASE("a fenced producer reports errc::fenced and refuses further use") {
             co_await producer.transaction([&](kcoro::transaction& tx) -> asio::awaitable<void> { co_await tx.send(r); });
         });
         CHECK(e.code() == kcoro::errc::fenced);
+        CHECK(std::string(e.what()).find("fenced by a newer instance") != std::string::npos);
         CHECK(kcoro::is_fatal(e.code()));
         CHECK(producer.fatal_error());
         // Every later operation says so.
         const kcoro::error again = co_await expect_error([&]() -> asio::awaitable<void> {
             co_await producer.transaction([&](kcoro::transaction&) -> asio::awaitable<void> { co_return; });
         });
+        CHECK(std::string(again.what()).find("fatal error earlier") != std::string::npos);
         CHECK(again.code() == kcoro::errc::fenced);
         auto [sec, md] = co_await producer.send(r, asio::as_tuple(asio::deferred));
         CHECK(sec == kcoro::errc::fenced);
