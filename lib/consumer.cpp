@@ -1,5 +1,6 @@
 #include <kcoro/consumer.hpp>
 
+#include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
 #include "detail/client_registry.hpp"
 #include "detail/consumer_buffer.hpp"
@@ -279,6 +280,11 @@ private:
 consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config& properties,
                              consumer_options options)
     : executor_(std::move(executor)), options_(std::move(options)), buffer_(options_.max_buffered) {
+    // librdkafka 2.0 gives a consumer without a group no consumer queue (a null queue,
+    // which would crash the bridge): say so up front.
+    if (!properties.get("group.id") || properties.get("group.id")->empty())
+        throw error(errc::invalid_config_value,
+                    "consumer: 'group.id' must be set (librdkafka needs one even for assign() without commits)");
     config effective = properties;
     if (options_.store_offsets_after_processing) effective.set("enable.auto.offset.store", "false");
     effective.set("log.queue", "true");
@@ -609,7 +615,9 @@ void consumer_impl::on_error_event(rd_kafka_event_t* event) {
         deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason));
         return;
     }
-    if (!tp && !is_consumer_error(err)) {
+    // A transient error (a leader moving, a request timing out) is retried by librdkafka
+    // even when it names a partition: logged, never failing a receive.
+    if (!is_consumer_error(err) && (!tp || is_retriable(make_error_code_from_kafka(err)))) {
         fmt::print(stderr, "kcoro consumer error: {}\n", text ? text : rd_kafka_err2str(err));
         return;
     }
@@ -789,7 +797,8 @@ void consumer_impl::commit(std::optional<std::vector<partition_offset>> offsets,
     }
     tpl_ptr list;
     if (offsets) list = make_list(*offsets);
-    auto op = std::make_unique<commit_op>(commit_op{std::move(handler)});
+    // Cancelling ends the wait only: a commit sent is still applied.
+    auto op = std::make_unique<commit_op>(commit_op{cancellable_wait::wrap(std::move(handler), executor_).first});
     {
         std::lock_guard lock(commit_mutex_);
         commits_.insert(op.get());
@@ -951,7 +960,8 @@ void consumer_impl::close(any_completion_handler<void(error_code)> handler) {
             complete_with(std::move(handler), error_code{});
             return;
         }
-        close_handlers_.push_back(std::move(handler));
+        // Cancelling a close ends its wait only: the close goes on.
+        close_handlers_.push_back(cancellable_wait::wrap(std::move(handler), executor_).first);
         if (state_.exchange(lifecycle::closing) == lifecycle::closing) return; // already under way
     }
     abort_receives();
