@@ -159,6 +159,9 @@ public:
     void start_receive(receive_op* op);
     bool try_receive_now(message& out, error_code& ec);
     void cancel(receive_op* op);
+    // Stores the offsets of messages handed to the application (see the constructor).
+    void hand_over(const message& m) const noexcept;
+    void hand_over(const receive_op* op) const noexcept;
     std::string last_error_context() const {
         std::lock_guard lock(mutex_);
         return last_error_context_;
@@ -238,6 +241,7 @@ private:
 
     boost::asio::any_io_executor executor_;
     consumer_options options_;
+    bool auto_store_ = false; // store each offset as its message reaches the application
     op_pool pool_;
     // Declared before the bridges: a bridge detaches from its queue when destroyed.
     std::shared_ptr<consumer_client> client_;
@@ -286,7 +290,13 @@ consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config
         throw error(errc::invalid_config_value,
                     "consumer: 'group.id' must be set (librdkafka needs one even for assign() without commits)");
     config effective = properties;
-    if (options_.store_offsets_after_processing) effective.set("enable.auto.offset.store", "false");
+    // librdkafka would store a message's offset when the bridge drains it into the local
+    // buffer, so (auto-)commits could cover messages the application never received, and
+    // a crash would skip them. kcoro stores it itself when it hands the message over
+    // (or, with store_offsets_after_processing, when mark_done() says so).
+    const auto store = properties.get("enable.auto.offset.store");
+    auto_store_ = !options_.store_offsets_after_processing && !(store && (*store == "false" || *store == "0"));
+    effective.set("enable.auto.offset.store", "false");
     effective.set("log.queue", "true");
     auto conf = make_conf(effective);
     rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_FETCH | RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_ERROR |
@@ -414,6 +424,7 @@ void consumer_impl::start_receive(receive_op* op) {
     if (ready) {
         kick_if_stalled(lock);
         if (lock.owns_lock()) lock.unlock();
+        hand_over(op);
         op->complete(ec, false); // never inline: we are inside the initiating call
         return;
     }
@@ -435,9 +446,27 @@ bool consumer_impl::try_receive_now(message& out, error_code& ec) {
         last_error_context_ = std::move(b.context);
     } else {
         out = std::move(b.msg);
+        hand_over(out);
     }
     kick_if_stalled(lock);
     return true;
+}
+
+void consumer_impl::hand_over(const message& m) const noexcept {
+    if (!auto_store_ || !m) return;
+    const rd_kafka_message_t* raw = m.native_handle();
+    // Stores offset + 1; fails harmlessly for a partition no longer assigned.
+    (void)rd_kafka_offset_store(raw->rkt, raw->partition, raw->offset);
+}
+
+void consumer_impl::hand_over(const receive_op* op) const noexcept {
+    if (!auto_store_) return;
+    hand_over(op->single);
+    const auto& b = op->batch;
+    for (std::size_t i = 0; i < b.size(); ++i) // the last of each run of one partition is enough
+        if (i + 1 == b.size() || b[i + 1].native_handle()->rkt != b[i].native_handle()->rkt ||
+            b[i + 1].partition() != b[i].partition())
+            hand_over(b[i]);
 }
 
 void consumer_impl::cancel(receive_op* op) {
@@ -468,6 +497,7 @@ void consumer_impl::deliver(message&& msg) {
     }
     unlink(op);
     lock.unlock();
+    hand_over(op);
     op->complete({}, true);
 }
 
@@ -488,6 +518,7 @@ void consumer_impl::deliver_error(error_code ec, std::string context) {
         last_error_context_ = std::move(context);
     }
     lock.unlock();
+    hand_over(op);
     op->complete(ec, true);
 }
 
@@ -535,6 +566,7 @@ void consumer_impl::expire_batches() {
         expired = op->next;
         op->next = nullptr;
         try {
+            hand_over(op);
             op->complete({}, true);
         } catch (...) {
             if (!first) first = std::current_exception();
