@@ -122,13 +122,16 @@ int leader_of(rd_kafka_t* rk, const std::string& topic, int partition) {
     return leader;
 }
 
-// Waits (on the executor, without blocking it) until `done()`.
-asio::awaitable<void> wait_until(std::function<bool()> done) {
+// Waits (on the executor, without blocking it) until `done()`, or at most `limit`.
+// Returns done().
+asio::awaitable<bool> wait_until(std::function<bool()> done, std::chrono::seconds limit = 300s) {
     asio::steady_timer t(co_await asio::this_coro::executor);
-    while (!done()) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < until) {
         t.expires_after(20ms);
         co_await t.async_wait(asio::deferred);
     }
+    co_return done();
 }
 
 kcoro::config producer_config(const std::string& bootstrap) {
@@ -258,7 +261,7 @@ TEST_CASE("fault: 200,000 records through 3 leader SIGKILLs and restarts: none l
 
     sequence_checker check;
     std::atomic<int> fatal_events{0};
-    int failed = 0;
+    int failed = 0, misplaced = 0;
     std::string first_failure;
     asio::io_context io;
     run_bounded(io, [&]() -> asio::awaitable<void> {
@@ -271,7 +274,7 @@ TEST_CASE("fault: 200,000 records through 3 leader SIGKILLs and restarts: none l
             if (ec) {
                 if (failed++ == 0) first_failure = fmt::format("record {}: {}", seq, ec.message());
             } else {
-                CHECK(md.partition == seq % partitions);
+                if (md.partition != seq % partitions) ++misplaced;
                 check.sent(md.partition, seq);
             }
             ++acked;
@@ -295,6 +298,7 @@ TEST_CASE("fault: 200,000 records through 3 leader SIGKILLs and restarts: none l
     for (const auto& line : kill_log) MESSAGE(line);
     CHECK(restarted == kills);
     CHECK_MESSAGE(failed == 0, first_failure);
+    CHECK(misplaced == 0);
     CHECK(fatal_events == 0);
 
     std::int64_t in_log = 0;
@@ -336,6 +340,7 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
     member_cfg.set("partition.assignment.strategy", "cooperative-sticky");
     const std::vector<std::string> subscription{topic};
     int crash_aborts = 0;
+    int unknown_topic_errors = 0;
     asio::io_context io;
     run_bounded(io, [&]() -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
@@ -351,6 +356,12 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
                 if (ec == asio::error::operation_aborted || ec == kcoro::errc::client_closed) {
                     ++crash_aborts;
                     break;
+                }
+                // Documented: a topic not yet known to every broker (just created) fails a
+                // receive, and receiving again goes on. Nothing else may.
+                if (ec == kcoro::errc::unknown_topic_or_partition || ec == kcoro::errc::unknown_topic) {
+                    ++unknown_topic_errors;
+                    continue;
                 }
                 CHECK_MESSAGE(!ec, ec.message());
                 for (const auto& m : got) {
@@ -378,7 +389,7 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
         asio::steady_timer pace(ex);
         for (int i = 0; i < total;) {
             if (i == 15'000 && !killed) {
-                co_await wait_until([&] { return distinct.size() >= 10'000; });
+                CHECK(co_await wait_until([&] { return distinct.size() >= 10'000; }, 120s));
                 node_thread = std::thread([&] {
                     try {
                         auto rk = admin_client(env.bootstrap);
@@ -400,9 +411,11 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
             if (i == 40'000 && !crashed) {
                 // A member crashes: destroyed without close(), so it neither commits what it
                 // read last nor says goodbye; the group notices and reassigns its partitions.
-                co_await wait_until([&] { return distinct.size() >= 35'000; });
+                const bool caught_up = co_await wait_until([&] { return distinct.size() >= 35'000; }, 120s);
+                CHECK_MESSAGE(caught_up, "the group saw " << distinct.size() << " of 35000 records before the crash");
                 b.reset();
                 crashed = true;
+                fmt::print(stderr, "fault test: member crashed after {} records seen\n", distinct.size());
             }
             if (i == 45'000 && !joined) {
                 c = std::make_unique<kcoro::consumer>(ex, member_cfg);
@@ -423,12 +436,16 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
             co_await pace.async_wait(asio::deferred);
         }
         co_await producer.close(60s);
-        co_await wait_until([&] { return distinct.size() >= static_cast<std::size_t>(total); });
+        // Bounded: a record skipped by the group would keep this from ever being true, and
+        // the checker below says which.
+        const bool all_seen = co_await wait_until([&] { return distinct.size() >= static_cast<std::size_t>(total); }, 90s);
+        CHECK_MESSAGE(all_seen, "the group saw " << distinct.size() << " of " << total << " records");
         stop = true;
-        co_await wait_until([&] { return members_running == 0; });
+        CHECK(co_await wait_until([&] { return members_running == 0; }, 30s));
         co_await a->close();
         co_await c->close();
     }, 400s);
+    MESSAGE("unknown-topic receive errors while the new topic propagated: " << unknown_topic_errors);
     if (node_thread.joinable()) node_thread.join();
     if (node_failure) std::rethrow_exception(node_failure);
     CHECK(crashed);
