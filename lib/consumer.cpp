@@ -1,5 +1,6 @@
 #include <kcoro/consumer.hpp>
 
+#include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
 #include "detail/client_registry.hpp"
 #include "detail/consumer_buffer.hpp"
@@ -675,7 +676,9 @@ void consumer_impl::on_error_event(rd_kafka_event_t* event) {
     // the error (and the next receive the next refusal, or messages once accepted).
     const bool refused = err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
                          err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
-    if (!tp && !refused && !is_consumer_error(err)) {
+    // Any other transient error (a leader moving, a request timing out) is retried by
+    // librdkafka even when it names a partition: logged, never failing a receive.
+    if (!refused && !is_consumer_error(err) && (!tp || is_retriable(make_error_code_from_kafka(err)))) {
         fmt::print(stderr, "kcoro consumer error: {}\n", text ? text : rd_kafka_err2str(err));
         return;
     }
@@ -869,7 +872,8 @@ void consumer_impl::commit(std::optional<std::vector<partition_offset>> offsets,
     }
     tpl_ptr list;
     if (offsets) list = make_list(*offsets);
-    auto op = std::make_unique<commit_op>(commit_op{std::move(handler)});
+    // Cancelling ends the wait only: a commit sent is still applied.
+    auto op = std::make_unique<commit_op>(commit_op{cancellable_wait::wrap(std::move(handler), executor_).first});
     {
         std::lock_guard lock(commit_mutex_);
         commits_.insert(op.get());
@@ -1049,7 +1053,8 @@ void consumer_impl::close(any_completion_handler<void(error_code)> handler) {
             complete_with(std::move(handler), error_code{});
             return;
         }
-        close_handlers_.push_back(std::move(handler));
+        // Cancelling a close ends its wait only: the close goes on.
+        close_handlers_.push_back(cancellable_wait::wrap(std::move(handler), executor_).first);
         if (state_.exchange(lifecycle::closing) == lifecycle::closing) return; // already under way
     }
     abort_receives();

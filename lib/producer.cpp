@@ -1,5 +1,6 @@
 #include <kcoro/producer.hpp>
 
+#include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
 #include "detail/producer_impl.hpp"
 #include "detail/topic_names.hpp"
@@ -175,6 +176,10 @@ rd_kafka_resp_err_t producer_impl::produce(send_op* op) {
         ts = r.timestamp;
     }
     if (topic.empty()) return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+    // librdkafka sends a null pointer as null: a present but empty view (whose data() may
+    // be null) must stay empty, not turn into a null key or a tombstone.
+    if (value && !value->data()) value = std::string_view("", 0);
+    if (key && !key->data()) key = std::string_view("", 0);
     topic_entry* t = topic_for(topic);
     if (!t) return RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
 
@@ -223,7 +228,12 @@ rd_kafka_resp_err_t producer_impl::produce(send_op* op) {
         vu[n++].u.i64 = ts->time_since_epoch().count();
     }
     // Header names must be NUL-terminated for librdkafka: owned headers are std::string.
+    // A name with a NUL byte inside would be cut short silently: refused instead.
     std::vector<std::string> view_header_names;
+    for (std::size_t i = 0; i < header_count; ++i) {
+        const std::string_view name = op->owned ? std::string_view(op->owned->headers[i].key) : op->view->headers[i].key;
+        if (name.find('\0') != std::string_view::npos) return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    }
     for (std::size_t i = 0; i < header_count; ++i) {
         vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
         if (op->owned) {
@@ -235,7 +245,7 @@ rd_kafka_resp_err_t producer_impl::produce(send_op* op) {
             const header_view& h = op->view->headers[i];
             if (view_header_names.empty()) view_header_names.reserve(header_count);
             vu[n].u.header.name = view_header_names.emplace_back(h.key).c_str();
-            vu[n].u.header.val = h.value ? h.value->data() : nullptr;
+            vu[n].u.header.val = h.value ? (h.value->data() ? h.value->data() : "") : nullptr;
             vu[n].u.header.size = h.value ? static_cast<ssize_t>(h.value->size()) : 0;
         }
         ++n;
@@ -645,9 +655,10 @@ void producer_impl::post_to_strand(any_completion_handler<void()> f) {
     if (!context_gone_.load()) boost::asio::post(bridge_->strand(), std::move(f));
 }
 
-bool producer_impl::flush_until(clock::time_point deadline, bool is_close) {
+bool producer_impl::flush_until(clock::time_point deadline, bool is_close, const cancellable_wait* wait) {
     constexpr auto slice = std::chrono::milliseconds(100);
     for (;;) {
+        if (wait && wait->cancelled()) return false; // nobody waits any more: free the worker
         // A close supersedes a flush that is still running.
         if (!is_close && state_.load(std::memory_order_acquire) != lifecycle::open) return false;
         if (context_gone_.load()) return false;
@@ -669,9 +680,10 @@ void producer_impl::flush(std::chrono::milliseconds timeout, any_completion_hand
         return;
     }
     const auto deadline = timeout == producer::no_timeout ? clock::time_point::max() : clock::now() + timeout;
+    auto [wrapped, wait] = cancellable_wait::wrap(std::move(handler), executor_);
     worker_.run([self = shared_from_this(), deadline, work = boost::asio::make_work_guard(executor_),
-                 h = std::move(handler)]() mutable {
-        const bool done = self->flush_until(deadline, false);
+                 h = std::move(wrapped), wait = std::move(wait)]() mutable {
+        const bool done = self->flush_until(deadline, false, wait.get());
         error_code ec;
         if (!done)
             ec = self->state_.load() != lifecycle::open ? error_code(boost::asio::error::operation_aborted)
@@ -687,7 +699,8 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
             complete_with(std::move(handler), {});
             return;
         }
-        close_handlers_.push_back(std::move(handler));
+        // Cancelling a close ends its wait only: the close goes on, within its deadline.
+        close_handlers_.push_back(cancellable_wait::wrap(std::move(handler), executor_).first);
         if (state_.exchange(lifecycle::closing) == lifecycle::closing) return; // already under way
     }
     const auto deadline = timeout == producer::no_timeout ? clock::time_point::max() : clock::now() + timeout;
@@ -970,7 +983,8 @@ void abandon(std::shared_ptr<producer_impl> impl) noexcept {
 }
 
 std::string describe_send_failure(const record_metadata& md, std::string_view topic) {
-    if (md.partition >= 0) return fmt::format("send to topic '{}' partition {}", topic, md.partition);
+    // Any partition but "unassigned" (-1), including a negative one the caller gave.
+    if (md.partition != -1) return fmt::format("send to topic '{}' partition {}", topic, md.partition);
     return fmt::format("send to topic '{}'", topic);
 }
 

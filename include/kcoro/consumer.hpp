@@ -48,8 +48,9 @@
 //
 // Cancellation (per operation, through the handler's cancellation slot): a pending receive
 // completes with operation_aborted; a partially filled batch returns its messages to the
-// local buffer, so nothing is lost. close() completes every pending receive with
-// operation_aborted. Destroying a consumer without close() leaves the group without the
+// local buffer, so nothing is lost. Cancelling a commit or a close ends its wait with
+// operation_aborted (the commit, already sent, still applies; the close goes on).
+// close() completes every pending receive with operation_aborted. Destroying a consumer without close() leaves the group without the
 // final commit handshake and aborts pending receives.
 #pragma once
 

@@ -26,7 +26,7 @@
 // Lifetimes. The record passed to send() must stay valid until the operation completes
 // (as Asio buffers must); `co_await producer.send(...)` guarantees that by itself.
 // Destroying a producer aborts what is not yet delivered: each pending send completes with
-// asio::error::operation_aborted. Call close() first to deliver what is queued.
+// an error (see close()). Call close() first to deliver what is queued.
 //
 // Pipelining. Awaiting each send costs a linger + round trip per record, so one
 // coroutine should not send records one by one. send_batch() sends a whole range as one
@@ -251,7 +251,8 @@ public:
 
     /// Completes once every record sent before it has been delivered or has failed
     /// (its delivery reported), or with errc::timed_out after `timeout`. Records queued
-    /// with linger are sent at once.
+    /// with linger are sent at once. Cancellation ends the wait with operation_aborted
+    /// (the records are still delivered).
     template <class CompletionToken>
     auto flush(std::chrono::milliseconds timeout, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code)>(
@@ -266,8 +267,11 @@ public:
         if (ec) detail::throw_error(ec, "flush");
     }
 
-    /// Delivers what is queued (waiting up to `timeout`), aborts what is left (those
-    /// sends complete with operation_aborted), and releases the client. Completes with
+    /// Delivers what is queued (waiting up to `timeout`), aborts what is left, and
+    /// releases the client. Aborted sends complete with operation_aborted (still waiting
+    /// for room), errc::purged_from_queue (never sent) or errc::purged_in_flight (sent,
+    /// outcome unknown: it may have been written). Cancelling a close ends its wait only;
+    /// the close goes on. Completes with
     /// errc::timed_out when records had to be aborted. Further operations fail with
     /// errc::client_closed. Closing twice is harmless.
     template <class CompletionToken>

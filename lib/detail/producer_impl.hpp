@@ -6,6 +6,7 @@
 #include <kcoro/transaction.hpp>
 #include <kcoro/topic_partition.hpp>
 
+#include "cancellable.hpp"
 #include "client_registry.hpp"
 #include "event_bridge.hpp"
 #include "op_pool.hpp"
@@ -135,7 +136,8 @@ private:
     void on_fatal();
     void on_refused(error_code code, const std::string& reason);
     void push_waiting(send_op* op);
-    bool flush_until(std::chrono::steady_clock::time_point deadline, bool is_close);
+    bool flush_until(std::chrono::steady_clock::time_point deadline, bool is_close,
+                     const cancellable_wait* wait = nullptr);
     void on_log(rd_kafka_event_t* event);
     void on_error(rd_kafka_event_t* event);
     void on_stats(rd_kafka_event_t* event);
