@@ -254,7 +254,7 @@ private:
     std::optional<event_bridge> side_bridge_;
     std::optional<boost::asio::steady_timer> batch_timer_; // on the bridge's strand
     std::optional<boost::asio::steady_timer> close_timer_;
-    clock::time_point batch_timer_deadline_ = clock::time_point::max();
+    clock::time_point batch_timer_deadline_ = clock::time_point::max(); // under mutex_
     worker_thread worker_;
 
     // Receives and the local buffer, shared by initiating threads and the drain.
@@ -472,9 +472,11 @@ void consumer_impl::start_receive(receive_op* op) {
         return;
     }
     link(op);
-    const bool batch = op->is_batch();
+    // A timer armed for an earlier deadline re-arms for this batch when it fires: a steady
+    // stream of batches posts nothing and starts no new wait.
+    const bool arm = op->is_batch() && op->deadline < batch_timer_deadline_;
     kick_if_stalled(lock);
-    if (batch) {
+    if (arm) {
         if (lock.owns_lock()) lock.unlock();
         boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->arm_batch_timer(); });
     }
@@ -584,16 +586,21 @@ bool consumer_impl::accepting_events() {
 void consumer_impl::arm_batch_timer() {
     clock::time_point earliest = clock::time_point::max();
     {
+        // Scanned and recorded under the lock start_receive() reads it with: a batch linked
+        // after the scan sees the new deadline (and asks for a re-arm if it is earlier).
         std::lock_guard lock(mutex_);
         for (receive_op* op = pending_head_; op; op = op->next)
             if (op->is_batch()) earliest = std::min(earliest, op->deadline);
+        if (earliest == clock::time_point::max() || earliest >= batch_timer_deadline_) return;
+        batch_timer_deadline_ = earliest;
     }
-    if (earliest == clock::time_point::max() || earliest >= batch_timer_deadline_) return;
-    batch_timer_deadline_ = earliest;
     batch_timer_->expires_at(earliest);
     batch_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
         if (ec) return; // re-armed earlier, or closing
-        self->batch_timer_deadline_ = clock::time_point::max();
+        {
+            std::lock_guard lock(self->mutex_);
+            self->batch_timer_deadline_ = clock::time_point::max();
+        }
         self->expire_batches();
     });
 }
