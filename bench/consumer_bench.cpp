@@ -2,9 +2,12 @@
 //
 //   consumer_bench [--messages N] [--rounds R] [--partitions P] [--bootstrap host:port]
 //                  [--property key=value]...   (librdkafka properties for every consumer)
+//                  [--only raw|batch|single]   (profiling: one path; ratios then meaningless)
 //
 // N 100-byte records (1,000,000 by default) are produced once, up front, to a topic of P
-// partitions (4) on librdkafka's embedded mock cluster, or on the broker at --bootstrap.
+// partitions (32: the mock cluster keeps only ~5 MB per partition) on librdkafka's embedded
+// mock cluster, or on the broker at --bootstrap (where the topic "kcoro-consumer-bench" must
+// exist with P partitions; a topic name is reused, so use a fresh broker or delete it).
 // Each round then consumes all of them, from the beginning, with a fresh group each time
 // (manual assign), by each path in turn:
 //   raw_poll   librdkafka's C API: rd_kafka_consumer_poll, one message per call.
@@ -114,9 +117,12 @@ using clock_type = std::chrono::steady_clock;
 struct options {
     std::size_t messages = 1'000'000;
     int rounds = 3;
-    int partitions = 4;
+    // The mock cluster keeps about 5 MB per partition (older records are dropped):
+    // 1,000,000 x 100 B need at least 22 partitions.
+    int partitions = 32;
     std::string bootstrap; // empty: embedded mock cluster
     std::vector<std::pair<std::string, std::string>> properties;
+    std::string only; // profiling aid: "raw", "batch" or "single" (ratios then meaningless)
 };
 
 const std::string topic_name = "kcoro-consumer-bench";
@@ -153,6 +159,10 @@ void produce_all(const options& o, const std::string& bootstrap) {
     rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "linger.ms", "20", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
+    static std::atomic<std::size_t> failed{0};
+    rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+        if (m->err) failed.fetch_add(1);
+    });
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) throw std::runtime_error(errstr);
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic_name.c_str(), nullptr);
@@ -166,6 +176,7 @@ void produce_all(const options& o, const std::string& bootstrap) {
         }
     }
     while (rd_kafka_outq_len(rk) > 0) rd_kafka_flush(rk, 1000);
+    if (failed.load()) throw std::runtime_error(fmt::format("produce: {} records failed", failed.load()));
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
 }
@@ -189,7 +200,12 @@ double run_raw(const options& o, const std::string& bootstrap, bool batch) {
     std::size_t got = 0, bytes = 0;
     clock_type::time_point start{};
     std::vector<rd_kafka_message_t*> msgs(1000);
+    auto last_progress = clock_type::now();
+    std::size_t errors = 0;
     while (got < o.messages) {
+        // Bounded: a stalled run fails instead of hanging.
+        if (clock_type::now() - last_progress > std::chrono::seconds(20))
+            throw std::runtime_error(fmt::format("raw: stalled at {} of {} messages ({} errors)", got, o.messages, errors));
         if (batch) {
             const ssize_t n = rd_kafka_consume_batch_queue(q, 1000, msgs.data(), msgs.size());
             if (n < 0) throw std::runtime_error(rd_kafka_err2str(rd_kafka_last_error()));
@@ -199,6 +215,9 @@ double run_raw(const options& o, const std::string& bootstrap, bool batch) {
                     if (got == 0) start = clock_type::now();
                     bytes += m->len;
                     ++got;
+                    last_progress = clock_type::now();
+                } else if (++errors < 5) {
+                    fmt::print(stderr, "raw: {}\n", rd_kafka_message_errstr(m));
                 }
                 rd_kafka_message_destroy(m);
             }
@@ -209,6 +228,9 @@ double run_raw(const options& o, const std::string& bootstrap, bool batch) {
                 if (got == 0) start = clock_type::now();
                 bytes += m->len;
                 ++got;
+                if ((got & 1023) == 0) last_progress = clock_type::now();
+            } else if (++errors < 5) {
+                fmt::print(stderr, "raw: {}\n", rd_kafka_message_errstr(m));
             }
             rd_kafka_message_destroy(m);
         }
@@ -261,8 +283,10 @@ path_result run_kcoro(const options& o, const std::string& bootstrap, bool batch
         clock_type::time_point start{};
         if (batch) {
             std::vector<kcoro::message> b;
+            int empty = 0;
             while (got < o.messages) {
                 b = co_await consumer.receive_batch(1000, std::chrono::seconds(1), std::move(b));
+                if (b.empty() && ++empty > 20) throw std::runtime_error(fmt::format("kcoro: stalled at {}", got));
                 if (got == 0 && !b.empty()) start = clock_type::now();
                 for (const auto& m : b) bytes += m.value_bytes().size();
                 window.on_done(got, got + b.size());
@@ -309,6 +333,7 @@ options parse(int argc, char** argv) {
         else if (a == "--rounds") o.rounds = std::stoi(next());
         else if (a == "--partitions") o.partitions = std::stoi(next());
         else if (a == "--bootstrap") o.bootstrap = next();
+        else if (a == "--only") o.only = next();
         else if (a == "--property") {
             const std::string kv = next();
             const auto eq = kv.find('=');
@@ -338,12 +363,13 @@ int main(int argc, char** argv) try {
     std::size_t raw_batch_wins = 0;
     double allocs = 0;
     for (int round = 0; round < o.rounds; ++round) {
-        const double rp = run_raw(o, bootstrap, false);
-        const double rb = run_raw(o, bootstrap, true);
+        const bool all = o.only.empty();
+        const double rp = all || o.only == "raw" ? run_raw(o, bootstrap, false) : 1;
+        const double rb = all || o.only == "raw" ? run_raw(o, bootstrap, true) : 1;
         raw.push_back(std::max(rp, rb));
         if (rb > rp) ++raw_batch_wins;
-        const path_result b = run_kcoro(o, bootstrap, true);
-        const path_result s = run_kcoro(o, bootstrap, false);
+        const path_result b = all || o.only == "batch" ? run_kcoro(o, bootstrap, true) : path_result{1, 0};
+        const path_result s = all || o.only == "single" ? run_kcoro(o, bootstrap, false) : path_result{1, 0};
         kbatch.push_back(b.msgs_per_s);
         ksingle.push_back(s.msgs_per_s);
         allocs = std::max({allocs, b.allocs_per_msg, s.allocs_per_msg});

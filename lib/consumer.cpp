@@ -216,6 +216,7 @@ private:
     };
 
     void deliver(message&& msg);
+    void complete_ready();
     void store_received(const message& m) const noexcept;
     void store_received(const receive_op* op) const noexcept;
     std::optional<std::int64_t> first_unreceived(const topic_partition& tp) const; // under mutex_
@@ -254,7 +255,7 @@ private:
     std::optional<event_bridge> side_bridge_;
     std::optional<boost::asio::steady_timer> batch_timer_; // on the bridge's strand
     std::optional<boost::asio::steady_timer> close_timer_;
-    clock::time_point batch_timer_deadline_ = clock::time_point::max();
+    clock::time_point batch_timer_deadline_ = clock::time_point::max(); // under mutex_
     worker_thread worker_;
 
     // Receives and the local buffer, shared by initiating threads and the drain.
@@ -262,6 +263,11 @@ private:
     consumer_buffer buffer_;
     receive_op* pending_head_ = nullptr;
     receive_op* pending_tail_ = nullptr;
+    // Single receives given their message during a drain, completed when the drain turn
+    // ends: the application, resumed then, finds the rest of the turn's messages in the
+    // buffer and takes them without suspending (one resumption per message otherwise).
+    receive_op* ready_head_ = nullptr;
+    receive_op* ready_tail_ = nullptr;
     bool stalled_ = false;
     bool closing_ = false;
     bool store_on_receive_ = false; // store offsets as messages are handed out
@@ -328,6 +334,10 @@ consumer_impl::~consumer_impl() {
     buffer_.clear(dropped);
     while (receive_op* op = pending_head_) {
         unlink(op);
+        op->release();
+    }
+    while (receive_op* op = ready_head_) {
+        ready_head_ = op->next;
         op->release();
     }
     dropped.clear();
@@ -399,6 +409,8 @@ void consumer_impl::store_received(const receive_op* op) const noexcept {
 // Under mutex_: the offset of the oldest message of `tp` fetched but not yet received.
 std::optional<std::int64_t> consumer_impl::first_unreceived(const topic_partition& tp) const {
     auto same = [&](const message& m) { return m && m.partition() == tp.partition && m.topic() == tp.topic; };
+    for (receive_op* op = ready_head_; op; op = op->next)
+        if (same(op->single)) return op->single.offset();
     for (receive_op* op = pending_head_; op; op = op->next)
         for (const auto& m : op->batch)
             if (same(m)) return m.offset();
@@ -463,9 +475,11 @@ void consumer_impl::start_receive(receive_op* op) {
         return;
     }
     link(op);
-    const bool batch = op->is_batch();
+    // A timer armed for an earlier deadline re-arms for this batch when it fires: a steady
+    // stream of batches posts nothing and starts no new wait.
+    const bool arm = op->is_batch() && op->deadline < batch_timer_deadline_;
     kick_if_stalled(lock);
-    if (batch) {
+    if (arm) {
         if (lock.owns_lock()) lock.unlock();
         boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->arm_batch_timer(); });
     }
@@ -509,13 +523,39 @@ void consumer_impl::deliver(message&& msg) {
     if (op->is_batch()) {
         op->batch.push_back(std::move(msg));
         if (op->batch.size() < op->max_messages) return;
-    } else {
-        op->single = std::move(msg);
+        unlink(op);
+        store_received(op);
+        lock.unlock();
+        op->complete({}, true);
+        return;
     }
+    op->single = std::move(msg);
     unlink(op);
-    store_received(op);
-    lock.unlock();
-    op->complete({}, true);
+    op->next = nullptr;
+    if (ready_tail_)
+        ready_tail_->next = op;
+    else
+        ready_head_ = op;
+    ready_tail_ = op;
+}
+
+void consumer_impl::complete_ready() {
+    receive_op* ready;
+    {
+        std::lock_guard lock(mutex_);
+        ready = std::exchange(ready_head_, nullptr);
+        ready_tail_ = nullptr;
+        for (receive_op* op = ready; op; op = op->next) store_received(op);
+    }
+    while (receive_op* op = ready) {
+        ready = op->next;
+        op->next = nullptr;
+        try {
+            op->complete({}, true);
+        } catch (...) {
+            if (!handler_exception_) handler_exception_ = std::current_exception();
+        }
+    }
 }
 
 void consumer_impl::deliver_error(error_code ec, std::string context, bool coalesce) {
@@ -551,16 +591,21 @@ bool consumer_impl::accepting_events() {
 void consumer_impl::arm_batch_timer() {
     clock::time_point earliest = clock::time_point::max();
     {
+        // Scanned and recorded under the lock start_receive() reads it with: a batch linked
+        // after the scan sees the new deadline (and asks for a re-arm if it is earlier).
         std::lock_guard lock(mutex_);
         for (receive_op* op = pending_head_; op; op = op->next)
             if (op->is_batch()) earliest = std::min(earliest, op->deadline);
+        if (earliest == clock::time_point::max() || earliest >= batch_timer_deadline_) return;
+        batch_timer_deadline_ = earliest;
     }
-    if (earliest == clock::time_point::max() || earliest >= batch_timer_deadline_) return;
-    batch_timer_deadline_ = earliest;
     batch_timer_->expires_at(earliest);
     batch_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
         if (ec) return; // re-armed earlier, or closing
-        self->batch_timer_deadline_ = clock::time_point::max();
+        {
+            std::lock_guard lock(self->mutex_);
+            self->batch_timer_deadline_ = clock::time_point::max();
+        }
         self->expire_batches();
     });
 }
@@ -601,6 +646,30 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     std::unique_lock lock(mutex_);
     auto gone = [&](const message& m) { return all || contains(parts, m.topic(), m.partition()); };
     buffer_.remove_if([&](const buffered& b) { return !b.ec && gone(b.msg); }, dropped);
+    receive_op* keep_head = nullptr;
+    receive_op* keep_tail = nullptr;
+    for (receive_op* op = std::exchange(ready_head_, nullptr); op;) {
+        receive_op* next = op->next;
+        op->next = nullptr;
+        if (gone(op->single)) {
+            dropped_batch.push_back(std::move(op->single));
+            // Back to waiting, ahead of later receives.
+            op->prev = nullptr;
+            op->next = pending_head_;
+            if (pending_head_)
+                pending_head_->prev = op;
+            else
+                pending_tail_ = op;
+            pending_head_ = op;
+            op->linked = true;
+        } else {
+            (keep_tail ? keep_tail->next : keep_head) = op;
+            keep_tail = op;
+        }
+        op = next;
+    }
+    ready_head_ = keep_head;
+    ready_tail_ = keep_tail;
     for (receive_op* op = pending_head_; op; op = op->next)
         for (auto it = op->batch.begin(); it != op->batch.end();) {
             if (gone(*it)) {
@@ -657,6 +726,7 @@ bool consumer_impl::adopt_event(rd_kafka_event_t* event) {
 }
 
 void consumer_impl::after_drain() {
+    complete_ready();
     if (handler_exception_) std::rethrow_exception(std::exchange(handler_exception_, nullptr));
 }
 
@@ -1036,12 +1106,20 @@ void consumer_impl::abort_receives() {
         list = std::exchange(pending_head_, nullptr);
         pending_tail_ = nullptr;
         for (receive_op* op = list; op; op = op->next) op->linked = false;
+        // Ops given a message but not completed yet: aborted too (the message, never
+        // handed out, is not stored; the group reads it again).
+        if (receive_op* ready = std::exchange(ready_head_, nullptr)) {
+            ready_tail_->next = list;
+            list = ready;
+            ready_tail_ = nullptr;
+        }
     }
     dropped.clear();
     while (receive_op* op = list) {
         list = op->next;
         op->next = op->prev = nullptr;
         op->batch.clear();
+        op->single = message{};
         op->complete(boost::asio::error::operation_aborted, false);
     }
 }
