@@ -49,6 +49,7 @@ enum class errc : int {
     purged_in_flight = -151,
     fatal = -150,
     fenced = -144,
+    unsupported_feature = -165, ///< the cluster does not implement the request (e.g. the mock cluster and admin APIs)
     // broker-side
     unknown_topic_or_partition = 3,
     leader_not_available = 5,
@@ -73,6 +74,19 @@ enum class errc : int {
     sasl_authentication_failed = 58,
     invalid_record = 87,
     producer_fenced = 90,
+    // broker-side, mostly reported by the admin client
+    offset_out_of_range = 1,
+    coordinator_not_available = 15,
+    not_coordinator = 16,
+    invalid_group_id = 24,
+    unsupported_version = 35,
+    invalid_replica_assignment = 39,
+    not_controller = 41,
+    invalid_request = 42,
+    policy_violation = 44,
+    non_empty_group = 68,
+    group_id_not_found = 69,
+    topic_deletion_disabled = 73,
     // kcoro's own
     unknown_config_key = -1001,   ///< a configuration property librdkafka does not know
     invalid_config_value = -1002, ///< a known property given a value it rejects
