@@ -200,7 +200,9 @@ public:
 
     /// Registers an operation whose work `run(rk)` blocks: it runs on the worker thread.
     template <class T>
-    void start_blocking(std::unique_ptr<typed_op<T>> op, std::function<T(rd_kafka_t*, error_code&)> run);
+    using blocking_job = std::function<T(rd_kafka_t*, error_code&, const std::function<bool()>& abandoned)>;
+    template <class T>
+    void start_blocking(std::unique_ptr<typed_op<T>> op, blocking_job<T> run);
 
     /// Completes a handler with an error at once (through the executor, never inline).
     template <class T>
@@ -324,6 +326,14 @@ void admin_impl::start_request(std::unique_ptr<typed_op<T>> op, rd_kafka_admin_o
     const std::uint64_t id = next_id();
     typed_op<T>* raw = op.get();
     watch_cancellation(*raw, id);
+    // Under the lock that close() takes: a closing client never sends, and its handle
+    // is released only after it stopped accepting operations.
+    std::lock_guard lock(mutex_);
+    if (state_ != lifecycle::open) {
+        auto h = std::move(raw->handler());
+        reject(std::move(h), errc::client_closed, T{});
+        return;
+    }
     admin_options_ptr opts(rd_kafka_AdminOptions_new(rk_.get(), kind));
     std::array<char, 256> errstr{};
     rd_kafka_AdminOptions_set_request_timeout(opts.get(), to_ms(options_.request_timeout), errstr.data(),
@@ -333,19 +343,12 @@ void admin_impl::start_request(std::unique_ptr<typed_op<T>> op, rd_kafka_admin_o
         rd_kafka_AdminOptions_set_operation_timeout(opts.get(), to_ms(options_.operation_timeout), errstr.data(),
                                                     errstr.size());
     rd_kafka_AdminOptions_set_opaque(opts.get(), reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
-    // Registered under the lock that close() takes, so a closing client never sends.
-    std::lock_guard lock(mutex_);
-    if (state_ != lifecycle::open) {
-        auto h = std::move(raw->handler());
-        reject(std::move(h), errc::client_closed, T{});
-        return;
-    }
     pending_.emplace(id, std::move(op));
     send(rk_.get(), opts.get(), queue_.get());
 }
 
 template <class T>
-void admin_impl::start_blocking(std::unique_ptr<typed_op<T>> op, std::function<T(rd_kafka_t*, error_code&)> run) {
+void admin_impl::start_blocking(std::unique_ptr<typed_op<T>> op, blocking_job<T> run) {
     const std::uint64_t id = next_id();
     watch_cancellation(*op, id);
     typed_op<T>* raw = op.get();
@@ -361,7 +364,12 @@ void admin_impl::start_blocking(std::unique_ptr<typed_op<T>> op, std::function<T
     // The client is destroyed on this same worker thread, after this job.
     worker_.run([self = shared_from_this(), id, run = std::move(run), work = boost::asio::make_work_guard(executor_)] {
         error_code ec;
-        T value = run(self->rk_.get(), ec);
+        // Cancelled, or aborted by close: the job stops waiting at its next slice.
+        const auto abandoned = [&] {
+            std::lock_guard lock(self->mutex_);
+            return self->context_gone_.load() || !self->pending_.contains(id);
+        };
+        T value = run(self->rk_.get(), ec, abandoned);
         self->post_to_strand([self, id, ec, value = std::move(value), work]() mutable {
             if (auto op = self->take(id)) {
                 static_cast<typed_op<T>*>(op.get())->complete(ec, std::move(value));
@@ -528,6 +536,16 @@ void admin_create_topics(const std::shared_ptr<admin_impl>& impl, std::vector<ne
     auto requests = std::make_shared<request_array<rd_kafka_NewTopic_t, rd_kafka_NewTopic_destroy>>();
     std::vector<resource_result> local;
     for (const auto& t : topics) {
+        // librdkafka 2.0 lets 0 through to the broker; -1 means the broker's default.
+        if (t.partitions == 0 || t.partitions < -1 || t.replication_factor == 0 || t.replication_factor < -1) {
+            local.push_back({t.name, errc::invalid_argument,
+                             fmt::format("{} must be at least 1 (or -1 for the broker's default), not {}",
+                                         t.partitions < 1 && t.partitions != -1 ? "the partition count"
+                                                                                : "the replication factor",
+                                         t.partitions < 1 && t.partitions != -1 ? t.partitions
+                                                                                : t.replication_factor)});
+            continue;
+        }
         std::array<char, 512> errstr{};
         rd_kafka_NewTopic_t* nt =
             rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, t.replication_factor, errstr.data(), errstr.size());
@@ -638,31 +656,37 @@ void admin_create_partitions(const std::shared_ptr<admin_impl>& impl, std::strin
 
 namespace {
 
-// A full metadata request: every topic, so that asking about a missing topic never
-// creates it (a request naming a topic may, with auto.create.topics.enable).
-metadata_ptr all_metadata(rd_kafka_t* rk, int timeout_ms, error_code& ec) {
-    const rd_kafka_metadata_t* md = nullptr;
-    if (const auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms)) {
-        ec = make_error_code_from_kafka(err);
-        return nullptr;
+// rd_kafka_metadata() blocks for up to its timeout when no broker answers: wait in
+// slices, so that a cancelled operation or a closing client frees the worker soon.
+metadata_ptr fetch_metadata(rd_kafka_t* rk, bool all_topics, std::chrono::milliseconds timeout,
+                            const std::function<bool()>& abandoned, error_code& ec) {
+    using clock = std::chrono::steady_clock;
+    constexpr auto slice = std::chrono::milliseconds(250);
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        const rd_kafka_metadata_t* md = nullptr;
+        const auto err = rd_kafka_metadata(rk, all_topics ? 1 : 0, nullptr, &md,
+                                           to_ms(std::clamp(left, std::chrono::milliseconds(1), slice)));
+        if (!err) return metadata_ptr(md);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || left <= slice || abandoned()) {
+            ec = make_error_code_from_kafka(err);
+            return nullptr;
+        }
     }
-    return metadata_ptr(md);
 }
 
 } // namespace
 
 void admin_describe_cluster(const std::shared_ptr<admin_impl>& impl, admin_handler<cluster_description> handler) {
-    const int timeout = to_ms(impl->options().request_timeout);
+    const auto timeout = impl->options().request_timeout;
     auto op = make_op<cluster_description>(*impl, std::move(handler), nullptr, nullptr);
-    impl->start_blocking<cluster_description>(std::move(op), [timeout](rd_kafka_t* rk, error_code& ec) {
+    impl->start_blocking<cluster_description>(std::move(op), [timeout](rd_kafka_t* rk, error_code& ec,
+                                                                       const std::function<bool()>& abandoned) {
         cluster_description d;
-        const rd_kafka_metadata_t* md = nullptr;
         // No topics: the brokers are all that is needed.
-        if (const auto err = rd_kafka_metadata(rk, 0, nullptr, &md, timeout)) {
-            ec = make_error_code_from_kafka(err);
-            return d;
-        }
-        const metadata_ptr owner(md);
+        const auto md = fetch_metadata(rk, false, timeout, abandoned, ec);
+        if (!md) return d;
         for (int i = 0; i < md->broker_cnt; ++i)
             d.brokers.push_back({md->brokers[i].id, text(md->brokers[i].host), md->brokers[i].port});
         std::sort(d.brokers.begin(), d.brokers.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -677,11 +701,14 @@ void admin_describe_cluster(const std::shared_ptr<admin_impl>& impl, admin_handl
 }
 
 void admin_list_topics(const std::shared_ptr<admin_impl>& impl, admin_handler<std::vector<std::string>> handler) {
-    const int timeout = to_ms(impl->options().request_timeout);
+    const auto timeout = impl->options().request_timeout;
     auto op = make_op<std::vector<std::string>>(*impl, std::move(handler), nullptr, nullptr);
-    impl->start_blocking<std::vector<std::string>>(std::move(op), [timeout](rd_kafka_t* rk, error_code& ec) {
+    impl->start_blocking<std::vector<std::string>>(std::move(op), [timeout](rd_kafka_t* rk, error_code& ec,
+                                                                            const std::function<bool()>& abandoned) {
         std::vector<std::string> names;
-        const auto md = all_metadata(rk, timeout, ec);
+        // Every topic, so that asking never creates one (a request naming a topic may,
+        // with the broker's auto.create.topics.enable).
+        const auto md = fetch_metadata(rk, true, timeout, abandoned, ec);
         if (!md) return names;
         for (int i = 0; i < md->topic_cnt; ++i)
             if (!md->topics[i].err) names.push_back(text(md->topics[i].topic));
@@ -698,13 +725,14 @@ void admin_describe_topics(const std::shared_ptr<admin_impl>& impl, std::vector<
         impl->reject(std::move(handler), errc::invalid_argument, std::move(out));
         return;
     }
-    const int timeout = to_ms(impl->options().request_timeout);
+    const auto timeout = impl->options().request_timeout;
     auto op = make_op<std::vector<topic_description>>(*impl, std::move(handler), nullptr, nullptr);
     impl->start_blocking<std::vector<topic_description>>(
-        std::move(op), [timeout, topics = std::move(topics)](rd_kafka_t* rk, error_code& ec) {
+        std::move(op), [timeout, topics = std::move(topics)](rd_kafka_t* rk, error_code& ec,
+                                                             const std::function<bool()>& abandoned) {
             std::vector<topic_description> out;
             error_code request_ec;
-            const auto md = all_metadata(rk, timeout, request_ec);
+            const auto md = fetch_metadata(rk, true, timeout, abandoned, request_ec);
             for (const auto& name : topics) {
                 topic_description d{.name = name};
                 if (!md) {
