@@ -711,7 +711,8 @@ void admin_list_topics(const std::shared_ptr<admin_impl>& impl, admin_handler<st
         const auto md = fetch_metadata(rk, true, timeout, abandoned, ec);
         if (!md) return names;
         for (int i = 0; i < md->topic_cnt; ++i)
-            if (!md->topics[i].err) names.push_back(text(md->topics[i].topic));
+            // A topic being created may still report leader_not_available: it exists.
+            if (md->topics[i].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) names.push_back(text(md->topics[i].topic));
         std::sort(names.begin(), names.end());
         return names;
     });
@@ -747,10 +748,13 @@ void admin_describe_topics(const std::shared_ptr<admin_impl>& impl, std::vector<
                 if (!found) {
                     d.error = errc::unknown_topic_or_partition;
                     d.message = fmt::format("topic '{}' does not exist", name);
-                } else if (found->err) {
-                    d.error = make_error_code_from_kafka(found->err);
-                    d.message = fmt::format("topic '{}': {}", name, d.error.message());
                 } else {
+                    // A topic-level error (e.g. leader_not_available just after creation)
+                    // comes with whatever partitions the cluster did report.
+                    if (found->err) {
+                        d.error = make_error_code_from_kafka(found->err);
+                        d.message = fmt::format("topic '{}': {}", name, d.error.message());
+                    }
                     for (int p = 0; p < found->partition_cnt; ++p) {
                         const auto& src = found->partitions[p];
                         partition_description pd{.partition = src.id,
