@@ -204,11 +204,10 @@ public:
     template <class T>
     void start_blocking(std::unique_ptr<typed_op<T>> op, blocking_job<T> run);
 
-    /// Completes a handler with an error at once (through the executor, never inline).
+    /// Completes a handler at once, without a request (through the executor, never inline).
     template <class T>
     void reject(admin_handler<T> handler, error_code ec, T value) {
-        if (context_gone_.load()) return;
-        boost::asio::post(executor_, boost::asio::append(std::move(handler), ec, std::move(value)));
+        deliver(std::move(handler), ec, std::move(value));
     }
 
     template <class T>

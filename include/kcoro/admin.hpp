@@ -18,8 +18,8 @@
 // does not exist), group_id_not_found, non_empty_group, offset_out_of_range, policy_violation,
 // topic_deletion_disabled, timed_out / request_timed_out, invalid_argument (rejected
 // before anything was sent: a partition count of 0, an empty name, ...),
-// unsupported_feature (the cluster does not implement the request: librdkafka's mock
-// cluster has no CreateTopics, DeleteTopics, configs or group APIs), client_closed.
+// unsupported_feature (the cluster does not implement the request; see mock_cluster.hpp
+// for what librdkafka's mock cluster answers), client_closed.
 //
 // Batches. create_topics(), delete_topics(), describe_topics(), describe_consumer_groups(),
 // delete_consumer_groups() and delete_records() act on several names in one request and

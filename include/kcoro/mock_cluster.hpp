@@ -3,12 +3,18 @@
 // librdkafka's mock cluster runs in-process on loopback ports: no broker, no Java, no
 // network. Point any kcoro client (or any other Kafka client) at bootstrap_servers().
 // It speaks enough of the protocol for producing (idempotent and transactional),
-// consuming, consumer groups with offset commits, and metadata. It does not implement
-// the admin APIs that change the cluster (CreateTopics, DeleteTopics, configs, group
-// listing: kcoro::admin reports errc::unsupported_feature there), writes no transaction
-// markers, and stamps records with LogAppendTime. Topics are created on first use with
-// 4 partitions (replication factor: the broker count, at most 3), or explicitly with
-// create_topic().
+// consuming, consumer groups with offset commits, and metadata (kcoro::admin's
+// describe_cluster, describe_topics, list_topics). It writes no transaction markers and
+// stamps records with LogAppendTime. Topics are created on first use with 4 partitions,
+// or explicitly with create_topic().
+//
+// It has no admin APIs beyond metadata. With kcoro::admin: list_consumer_groups and
+// delete_records fail at once with errc::unsupported_feature; the requests that go
+// to the controller (create/delete topics, create partitions, describe/alter configs)
+// time out (errc::timed_out after admin_options::request_timeout), since the mock names
+// no controller; and describe_consumer_groups / delete_consumer_groups must not be used
+// against it: librdkafka 2.0.2 mishandles a group coordinator that lacks those APIs (it
+// aborts on an assertion, or the client's destruction hangs).
 //
 // Faults: take a broker down and up, slow a broker down, make the next requests of a
 // Kafka API fail with chosen errors (on the whole cluster or one broker), move partition
