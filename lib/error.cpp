@@ -24,6 +24,26 @@ static_assert(static_cast<int>(errc::topic_authorization_failed) == RD_KAFKA_RES
 static_assert(static_cast<int>(errc::producer_fenced) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
 static_assert(static_cast<int>(errc::sasl_authentication_failed) == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED);
 
+// Values the admin client reports (admin.hpp).
+static_assert(static_cast<int>(errc::unsupported_feature) == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE);
+static_assert(static_cast<int>(errc::offset_out_of_range) == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE);
+static_assert(static_cast<int>(errc::coordinator_not_available) == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE);
+static_assert(static_cast<int>(errc::not_coordinator) == RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
+static_assert(static_cast<int>(errc::invalid_group_id) == RD_KAFKA_RESP_ERR_INVALID_GROUP_ID);
+static_assert(static_cast<int>(errc::unsupported_version) == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION);
+static_assert(static_cast<int>(errc::topic_already_exists) == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS);
+static_assert(static_cast<int>(errc::invalid_partitions) == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS);
+static_assert(static_cast<int>(errc::invalid_replication_factor) == RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR);
+static_assert(static_cast<int>(errc::invalid_replica_assignment) == RD_KAFKA_RESP_ERR_INVALID_REPLICA_ASSIGNMENT);
+static_assert(static_cast<int>(errc::invalid_config) == RD_KAFKA_RESP_ERR_INVALID_CONFIG);
+static_assert(static_cast<int>(errc::not_controller) == RD_KAFKA_RESP_ERR_NOT_CONTROLLER);
+static_assert(static_cast<int>(errc::invalid_request) == RD_KAFKA_RESP_ERR_INVALID_REQUEST);
+static_assert(static_cast<int>(errc::policy_violation) == RD_KAFKA_RESP_ERR_POLICY_VIOLATION);
+static_assert(static_cast<int>(errc::non_empty_group) == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP);
+static_assert(static_cast<int>(errc::group_id_not_found) == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND);
+static_assert(static_cast<int>(errc::topic_deletion_disabled) == RD_KAFKA_RESP_ERR_TOPIC_DELETION_DISABLED);
+static_assert(static_cast<int>(errc::unknown_topic_or_partition) == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+
 namespace {
 
 class kafka_category final : public boost::system::error_category {

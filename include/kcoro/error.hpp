@@ -48,10 +48,11 @@ enum class errc : int {
     purged_from_queue = -152,
     purged_in_flight = -151,
     fatal = -150,
-    max_poll_exceeded = -147, ///< the application did not receive within max.poll.interval.ms
-    not_configured = -145,    ///< the feature is not configured (e.g. transactions without transactional.id)
-    fenced = -144,            ///< a newer producer with the same transactional.id took over (fatal)
-    auto_offset_reset = -140, ///< auto.offset.reset=error and no valid offset
+    unsupported_feature = -165, ///< the cluster does not implement the request (e.g. the mock cluster and admin APIs)
+    max_poll_exceeded = -147,   ///< the application did not receive within max.poll.interval.ms
+    not_configured = -145,      ///< the feature is not configured (e.g. transactions without transactional.id)
+    fenced = -144,              ///< a newer producer with the same transactional.id took over (fatal)
+    auto_offset_reset = -140,   ///< auto.offset.reset=error and no valid offset
     // broker-side
     offset_out_of_range = 1,
     unknown_topic_or_partition = 3,
@@ -80,6 +81,18 @@ enum class errc : int {
     sasl_authentication_failed = 58,
     invalid_record = 87,
     producer_fenced = 90,
+    // broker-side, mostly reported by the admin client
+    coordinator_not_available = 15,
+    not_coordinator = 16,
+    invalid_group_id = 24,
+    unsupported_version = 35,
+    invalid_replica_assignment = 39,
+    not_controller = 41,
+    invalid_request = 42,
+    policy_violation = 44,
+    non_empty_group = 68,
+    group_id_not_found = 69,
+    topic_deletion_disabled = 73,
     // kcoro's own
     unknown_config_key = -1001,   ///< a configuration property librdkafka does not know
     invalid_config_value = -1002, ///< a known property given a value it rejects

@@ -1,6 +1,7 @@
 // kcoro: C++20 coroutines for Apache Kafka, on librdkafka and Boost.Asio.
 #pragma once
 
+#include <kcoro/admin.hpp>
 #include <kcoro/config.hpp>
 #include <kcoro/consumer.hpp>
 #include <kcoro/delivery.hpp>
