@@ -73,7 +73,8 @@ error_code first_error(const rd_kafka_topic_partition_list_t* list, std::string*
     if (!list) return {};
     for (int i = 0; i < list->cnt; ++i) {
         const auto& e = list->elems[i];
-        if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+        // (__IN_PROGRESS: an asynchronous seek's partitions, started fine.)
+        if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR || e.err == RD_KAFKA_RESP_ERR__IN_PROGRESS) continue;
         if (context) *context = fmt::format("topic '{}' partition {}", e.topic, e.partition);
         return make_error_code_from_kafka(e.err);
     }
@@ -159,9 +160,6 @@ public:
     void start_receive(receive_op* op);
     bool try_receive_now(message& out, error_code& ec);
     void cancel(receive_op* op);
-    // Stores the offsets of messages handed to the application (see the constructor).
-    void hand_over(const message& m) const noexcept;
-    void hand_over(const receive_op* op) const noexcept;
     std::string last_error_context() const {
         std::lock_guard lock(mutex_);
         return last_error_context_;
@@ -218,7 +216,10 @@ private:
     };
 
     void deliver(message&& msg);
-    void deliver_error(error_code ec, std::string context);
+    void store_received(const message& m) const noexcept;
+    void store_received(const receive_op* op) const noexcept;
+    std::optional<std::int64_t> first_unreceived(const topic_partition& tp) const; // under mutex_
+    void deliver_error(error_code ec, std::string context, bool coalesce = false);
     void on_error_event(rd_kafka_event_t* event);
     void on_side_event(rd_kafka_event_t* event);
     bool fill_from_buffer(receive_op* op, error_code& ec);
@@ -241,7 +242,6 @@ private:
 
     boost::asio::any_io_executor executor_;
     consumer_options options_;
-    bool auto_store_ = false; // store each offset as its message reaches the application
     op_pool pool_;
     // Declared before the bridges: a bridge detaches from its queue when destroyed.
     std::shared_ptr<consumer_client> client_;
@@ -264,11 +264,15 @@ private:
     receive_op* pending_tail_ = nullptr;
     bool stalled_ = false;
     bool closing_ = false;
+    bool store_on_receive_ = false; // store offsets as messages are handed out
     std::string last_error_context_;
+    std::string group_id_; // for errors about the group
     std::exception_ptr handler_exception_; // thrown by a handler run from the drain
 
     // Rebalances, on the strand.
     std::deque<event_ptr> rebalances_;
+    std::vector<topic_partition> revoking_; // while a revocation hook runs
+    bool revoking_all_ = false;
     bool rebalance_running_ = false;
     std::atomic<bool> hooks_enabled_{true};
 
@@ -284,18 +288,17 @@ private:
 consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config& properties,
                              consumer_options options)
     : executor_(std::move(executor)), options_(std::move(options)), buffer_(options_.max_buffered) {
-    // librdkafka 2.0 gives a consumer without a group no consumer queue (a null queue,
-    // which would crash the bridge): say so up front.
-    if (!properties.get("group.id") || properties.get("group.id")->empty())
-        throw error(errc::invalid_config_value,
-                    "consumer: 'group.id' must be set (librdkafka needs one even for assign() without commits)");
+    // librdkafka 2.0 accepts a consumer without one, then fails every subscribe, commit and
+    // even assign()'s fetch start: say so at once.
+    if (const auto g = properties.get("group.id"); !g || g->empty())
+        throw error(errc::invalid_config_value, "config key 'group.id': a consumer needs one (even for assign())");
     config effective = properties;
-    // librdkafka would store a message's offset when the bridge drains it into the local
-    // buffer, so (auto-)commits could cover messages the application never received, and
-    // a crash would skip them. kcoro stores it itself when it hands the message over
-    // (or, with store_offsets_after_processing, when mark_done() says so).
+    group_id_ = std::string(properties.get("group.id").value_or(""));
+    // librdkafka would store each offset when the bridge drains the message, before the
+    // application has received it (it may still wait in the local buffer): kcoro stores
+    // offsets itself, when it hands messages out (or at mark_done).
     const auto store = properties.get("enable.auto.offset.store");
-    auto_store_ = !options_.store_offsets_after_processing && !(store && (*store == "false" || *store == "0"));
+    store_on_receive_ = !options_.store_offsets_after_processing && !(store && (*store == "false" || *store == "0"));
     effective.set("enable.auto.offset.store", "false");
     effective.set("log.queue", "true");
     auto conf = make_conf(effective);
@@ -375,6 +378,37 @@ void consumer_impl::unlink(receive_op* op) {
     op->linked = false;
 }
 
+// The application now has `m`: its offset + 1 is the next to commit (librdkafka's own
+// automatic store would have happened earlier, when the bridge drained it).
+void consumer_impl::store_received(const message& m) const noexcept {
+    if (store_on_receive_ && m) (void)rd_kafka_offset_store(m.native_handle()->rkt, m.partition(), m.offset());
+}
+
+void consumer_impl::store_received(const receive_op* op) const noexcept {
+    if (!store_on_receive_) return;
+    if (!op->is_batch()) return store_received(op->single);
+    // Once per run of one partition: its last message counts.
+    const auto& b = op->batch;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        const bool last_of_run = i + 1 == b.size() || b[i + 1].native_handle()->rkt != b[i].native_handle()->rkt ||
+                                 b[i + 1].partition() != b[i].partition();
+        if (last_of_run) store_received(b[i]);
+    }
+}
+
+// Under mutex_: the offset of the oldest message of `tp` fetched but not yet received.
+std::optional<std::int64_t> consumer_impl::first_unreceived(const topic_partition& tp) const {
+    auto same = [&](const message& m) { return m && m.partition() == tp.partition && m.topic() == tp.topic; };
+    for (receive_op* op = pending_head_; op; op = op->next)
+        for (const auto& m : op->batch)
+            if (same(m)) return m.offset();
+    std::optional<std::int64_t> found;
+    buffer_.for_each([&](const buffered& b) {
+        if (!found && same(b.msg)) found = b.msg.offset();
+    });
+    return found;
+}
+
 // Under mutex_: takes what the buffer holds for `op`. True when `op` is ready.
 bool consumer_impl::fill_from_buffer(receive_op* op, error_code& ec) {
     if (!op->is_batch()) {
@@ -422,9 +456,9 @@ void consumer_impl::start_receive(receive_op* op) {
     if (!pending_head_) ready = fill_from_buffer(op, ec);
     if (!ready && op->is_batch() && op->deadline <= clock::now()) ready = true; // max_wait 0: what is there
     if (ready) {
+        store_received(op);
         kick_if_stalled(lock);
         if (lock.owns_lock()) lock.unlock();
-        hand_over(op);
         op->complete(ec, false); // never inline: we are inside the initiating call
         return;
     }
@@ -446,27 +480,10 @@ bool consumer_impl::try_receive_now(message& out, error_code& ec) {
         last_error_context_ = std::move(b.context);
     } else {
         out = std::move(b.msg);
-        hand_over(out);
+        store_received(out);
     }
     kick_if_stalled(lock);
     return true;
-}
-
-void consumer_impl::hand_over(const message& m) const noexcept {
-    if (!auto_store_ || !m) return;
-    const rd_kafka_message_t* raw = m.native_handle();
-    // Stores offset + 1; fails harmlessly for a partition no longer assigned.
-    (void)rd_kafka_offset_store(raw->rkt, raw->partition, raw->offset);
-}
-
-void consumer_impl::hand_over(const receive_op* op) const noexcept {
-    if (!auto_store_) return;
-    hand_over(op->single);
-    const auto& b = op->batch;
-    for (std::size_t i = 0; i < b.size(); ++i) // the last of each run of one partition is enough
-        if (i + 1 == b.size() || b[i + 1].native_handle()->rkt != b[i].native_handle()->rkt ||
-            b[i + 1].partition() != b[i].partition())
-            hand_over(b[i]);
 }
 
 void consumer_impl::cancel(receive_op* op) {
@@ -496,16 +513,18 @@ void consumer_impl::deliver(message&& msg) {
         op->single = std::move(msg);
     }
     unlink(op);
+    store_received(op);
     lock.unlock();
-    hand_over(op);
     op->complete({}, true);
 }
 
-void consumer_impl::deliver_error(error_code ec, std::string context) {
+void consumer_impl::deliver_error(error_code ec, std::string context, bool coalesce) {
     std::unique_lock lock(mutex_);
     if (closing_) return;
     receive_op* op = pending_head_;
     if (!op) {
+        // A client-wide error librdkafka repeats at each retry is kept once until received.
+        if (coalesce && !buffer_.empty() && buffer_.back().ec == ec) return;
         buffer_.push_back(buffered{message{}, ec, std::move(context)});
         return;
     }
@@ -514,11 +533,11 @@ void consumer_impl::deliver_error(error_code ec, std::string context) {
         // The batch ends here; the error goes to the next receive.
         buffer_.push_back(buffered{message{}, ec, std::move(context)});
         ec = {};
+        store_received(op);
     } else {
         last_error_context_ = std::move(context);
     }
     lock.unlock();
-    hand_over(op);
     op->complete(ec, true);
 }
 
@@ -555,6 +574,7 @@ void consumer_impl::expire_batches() {
             receive_op* next = op->next;
             if (op->is_batch() && op->deadline <= now) {
                 unlink(op);
+                store_received(op);
                 op->next = expired; // the completion list, reversed; order does not matter
                 expired = op;
             }
@@ -566,7 +586,6 @@ void consumer_impl::expire_batches() {
         expired = op->next;
         op->next = nullptr;
         try {
-            hand_over(op);
             op->complete({}, true);
         } catch (...) {
             if (!first) first = std::current_exception();
@@ -607,6 +626,11 @@ bool consumer_impl::adopt_event(rd_kafka_event_t* event) {
             return false;
         }
         if (state_.load(std::memory_order_acquire) != lifecycle::open) return false; // closing: dropped
+        // Fetched before the revocation took effect: the partition's next owner reads it
+        // from the committed offset (it was never handed out, so never stored).
+        if (!revoking_.empty() &&
+            (revoking_all_ || contains(revoking_, rd_kafka_topic_name(m->rkt), m->partition)))
+            return false;
         // From here the message owns the event. A handler run inline that throws must not
         // unwind into the bridge (which would free the event again): keep the exception
         // and rethrow it after the drain.
@@ -647,15 +671,23 @@ void consumer_impl::on_error_event(rd_kafka_event_t* event) {
         deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason));
         return;
     }
+    // librdkafka 2.0 treats a refused authentication or TLS handshake as transient and
+    // reconnects for ever: without this a receive would wait for ever, silently. It gets
+    // the error (and the next receive the next refusal, or messages once accepted).
+    const bool refused = err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
+                         err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
     // A transient error (a leader moving, a request timing out) is retried by librdkafka
     // even when it names a partition: logged, never failing a receive.
-    if (!is_consumer_error(err) && (!tp || is_retriable(make_error_code_from_kafka(err)))) {
+    if (!refused && !is_consumer_error(err) && (!tp || is_retriable(make_error_code_from_kafka(err)))) {
         fmt::print(stderr, "kcoro consumer error: {}\n", text ? text : rd_kafka_err2str(err));
         return;
     }
-    std::string context = tp ? describe_partition(tp->topic, tp->partition) : std::string("receive");
+    std::string context = tp                                                    ? describe_partition(tp->topic, tp->partition)
+                          : err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ? fmt::format("group '{}'", group_id_)
+                          : refused                                             ? std::string("connect")
+                                                                                : std::string("receive");
     if (text && *text) context += fmt::format(" ({})", text);
-    deliver_error(make_error_code_from_kafka(err), std::move(context));
+    deliver_error(make_error_code_from_kafka(err), std::move(context), !tp);
 }
 
 void consumer_impl::on_side_event(rd_kafka_event_t* event) {
@@ -712,7 +744,9 @@ void consumer_impl::process_rebalances() {
         rebalance_event re;
         re.cooperative = cooperative;
         re.partitions = to_partitions(rd_kafka_event_topic_partition_list(event.get()));
-        const bool hook = hooks_enabled_.load() && static_cast<bool>(options_.on_rebalance);
+        // Cooperative rebalances also report empty changes: no news for the hook.
+        const bool hook =
+            hooks_enabled_.load() && static_cast<bool>(options_.on_rebalance) && !re.partitions.empty();
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
             apply_assign(event.get(), cooperative);
@@ -722,7 +756,12 @@ void consumer_impl::process_rebalances() {
             re.type = rd_kafka_assignment_lost(rk_) ? rebalance_event::kind::lost : rebalance_event::kind::revoked;
             // Buffered messages of these partitions now belong to another member.
             drop_buffered(re.partitions, !cooperative);
-            if (!hook) apply_revoke(event.get(), cooperative);
+            if (!hook) {
+                apply_revoke(event.get(), cooperative);
+            } else {
+                revoking_ = re.partitions;
+                revoking_all_ = !cooperative;
+            }
         } else {
             fmt::print(stderr, "kcoro consumer: rebalance error: {}\n", rd_kafka_err2str(err));
             rd_kafka_assign(rk_, nullptr);
@@ -742,6 +781,8 @@ void consumer_impl::process_rebalances() {
                 }
             }
             if (event) self->apply_revoke(event.get(), cooperative);
+            self->revoking_.clear();
+            self->revoking_all_ = false;
             self->rebalance_running_ = false;
             self->process_rebalances();
         };
@@ -750,6 +791,8 @@ void consumer_impl::process_rebalances() {
         } catch (...) {
             // The hook could not even start: go on without it.
             if (event) apply_revoke(event.get(), cooperative);
+            revoking_.clear();
+            revoking_all_ = false;
             rebalance_running_ = false;
         }
     }
@@ -856,16 +899,20 @@ void consumer_impl::commit(std::optional<std::vector<partition_offset>> offsets,
 }
 
 error_code consumer_impl::mark_done(const message& m, std::string* context) noexcept {
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-    tpl_ptr owner(list);
-    rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m.native_handle()->rkt), m.partition())->offset =
-        m.offset() + 1;
+    if (!m) {
+        if (context) *context = "mark done: an empty message";
+        return errc::invalid_argument;
+    }
     std::lock_guard lock(client_mutex_);
     if (!rk_) return errc::client_closed;
-    if (auto err = rd_kafka_offsets_store(rk_, list)) {
-        if (context) *context = fmt::format("mark done {}", m);
-        // The per-partition error says more (e.g. the partition is not assigned).
-        if (error_code ec = first_error(list, nullptr)) return ec;
+    // The single-partition form allocates nothing; it refuses partitions not assigned.
+    if (auto err = rd_kafka_offset_store(m.native_handle()->rkt, m.partition(), m.offset())) {
+        if (context) {
+            try {
+                *context = fmt::format("mark done {}", m);
+            } catch (...) {
+            }
+        }
         return make_error_code_from_kafka(err);
     }
     return {};
@@ -873,6 +920,9 @@ error_code consumer_impl::mark_done(const message& m, std::string* context) noex
 
 void consumer_impl::seek(const partition_offset& position) {
     auto list = make_list(std::vector<partition_offset>{position});
+    // librdkafka 2.0 silently accepts a seek of a partition it does not consume.
+    if (!contains(assignment(), position.topic, position.partition))
+        throw error(errc::state, fmt::format("seek {}: the partition is not assigned to this consumer", position));
     {
         std::lock_guard lock(client_mutex_);
         // Timeout 0: asynchronous, librdkafka discards what was fetched before the seek.
@@ -897,19 +947,30 @@ void consumer_impl::pause_resume(const std::vector<topic_partition>& partitions,
 
 std::vector<partition_offset> consumer_impl::position(const std::vector<topic_partition>& partitions) const {
     auto list = make_list(partitions);
-    std::lock_guard lock(client_mutex_);
-    if (auto err = rd_kafka_position(client(), list.get())) throw error(make_error_code_from_kafka(err), "position");
-    return to_offsets(list.get());
+    {
+        std::lock_guard lock(client_mutex_);
+        if (auto err = rd_kafka_position(client(), list.get()))
+            throw error(make_error_code_from_kafka(err), "position");
+    }
+    auto out = to_offsets(list.get());
+    // librdkafka's position counts what the bridge drained; the application's stops at
+    // the first message still waiting in the local buffer.
+    std::lock_guard lock(mutex_);
+    for (auto& po : out)
+        if (auto first = first_unreceived({po.topic, po.partition})) po.offset = *first;
+    return out;
 }
 
 std::optional<std::int64_t> consumer_impl::lag(const topic_partition& tp) const {
     std::int64_t low = -1, high = -1;
-    auto list = make_list(std::vector<topic_partition>{tp});
-    std::lock_guard lock(client_mutex_);
-    if (rd_kafka_get_watermark_offsets(client(), tp.topic.c_str(), tp.partition, &low, &high) || high < 0)
-        return std::nullopt;
-    if (rd_kafka_position(client(), list.get()) || list->elems[0].offset < 0) return std::nullopt;
-    return std::max<std::int64_t>(0, high - list->elems[0].offset);
+    {
+        std::lock_guard lock(client_mutex_);
+        if (rd_kafka_get_watermark_offsets(client(), tp.topic.c_str(), tp.partition, &low, &high) || high < 0)
+            return std::nullopt;
+    }
+    const std::int64_t pos = position(std::vector<topic_partition>{tp}).front().offset;
+    if (pos < 0) return std::nullopt;
+    return std::max<std::int64_t>(0, high - pos);
 }
 
 void consumer_impl::committed(std::vector<topic_partition> partitions, std::chrono::milliseconds timeout,

@@ -16,6 +16,8 @@ static_assert(static_cast<int>(errc::authentication) == RD_KAFKA_RESP_ERR__AUTHE
 static_assert(static_cast<int>(errc::purged_in_flight) == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT);
 static_assert(static_cast<int>(errc::fatal) == RD_KAFKA_RESP_ERR__FATAL);
 static_assert(static_cast<int>(errc::fenced) == RD_KAFKA_RESP_ERR__FENCED);
+static_assert(static_cast<int>(errc::not_configured) == RD_KAFKA_RESP_ERR__NOT_CONFIGURED);
+static_assert(static_cast<int>(errc::state) == RD_KAFKA_RESP_ERR__STATE);
 static_assert(static_cast<int>(errc::message_too_large) == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
 static_assert(static_cast<int>(errc::invalid_topic) == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION);
 static_assert(static_cast<int>(errc::topic_authorization_failed) == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
@@ -36,6 +38,9 @@ public:
         case errc::unknown_config_key: return "unknown configuration property";
         case errc::invalid_config_value: return "invalid configuration value";
         case errc::client_closed: return "the client is closed";
+        case errc::not_in_transaction:
+            return "no transaction is open: a producer with a transactional.id sends only inside a transaction";
+        case errc::transaction_aborted: return "the transaction was aborted: none of its records or offsets count";
         default: return rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(value));
         }
     }

@@ -2,12 +2,8 @@
 
 #include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
-#include "detail/client_registry.hpp"
-#include "detail/event_bridge.hpp"
-#include "detail/op_pool.hpp"
-#include "detail/rdkafka_ptr.hpp"
+#include "detail/producer_impl.hpp"
 #include "detail/topic_names.hpp"
-#include "detail/worker_thread.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -20,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <charconv>
 #include <atomic>
 #include <cstdio>
 #include <exception>
@@ -47,107 +44,6 @@ record_metadata metadata_for(std::string_view topic, std::optional<std::int32_t>
 
 } // namespace
 
-class producer_impl final : public event_sink,
-                            public registered_client,
-                            public std::enable_shared_from_this<producer_impl> {
-public:
-    producer_impl(boost::asio::any_io_executor executor, const config& properties, producer_options options);
-    ~producer_impl();
-
-    void start() {
-        boost::asio::use_service<client_registry>(boost::asio::query(executor_, boost::asio::execution::context))
-            .add(weak_from_this());
-        bridge_->start(shared_from_this(), this);
-    }
-
-    const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
-    op_pool& pool() noexcept { return pool_; }
-
-    void start_send(send_op* op);
-    void start_batch(batch_base* batch);
-    void cancel_batch(batch_base* batch);
-    void cancel(send_op* op);
-    error_code fatal_code() const;
-    std::string fatal_reason() const;
-    void flush(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler);
-    void close(std::chrono::milliseconds timeout, any_completion_handler<void(error_code)> handler);
-    std::size_t in_flight() const noexcept {
-        std::lock_guard lock(client_mutex_);
-        return rk_ ? static_cast<std::size_t>(rd_kafka_outq_len(rk_.get())) : 0;
-    }
-
-    // event_sink
-    void on_event(rd_kafka_event_t* event) override;
-    void after_drain() override;
-
-    // registered_client
-    void on_context_shutdown() noexcept override {
-        context_gone_.store(true);
-        worker_.stop();
-        // No handler runs any more, so the bridge may be stopped from here. Its reference
-        // to this client would otherwise keep it alive for ever (a leak): stopping drops
-        // it, and what is left is released, not completed (see on_event).
-        if (bridge_ && bridge_->running()) bridge_->stop();
-    }
-
-private:
-    enum class lifecycle : std::uint8_t { open, closing, closed };
-
-    struct topic_entry {
-        std::string_view name; // interned
-        topic_ptr handle;
-        const custom_partitioner* partition_with = nullptr;
-    };
-
-    static std::int32_t call_partitioner(const rd_kafka_topic_t* rkt, const void* key, size_t keylen,
-                                         std::int32_t partition_count, void* topic_opaque, void* msg_opaque) noexcept;
-
-    rd_kafka_resp_err_t produce(send_op* op);
-    topic_entry* topic_for(std::string_view name);
-    topic_entry* create_topic_entry(std::string_view name); // under topics_mutex_
-    void fail(send_op* op, error_code ec);
-    void finish_delivery(send_op* op, error_code ec, const record_metadata& md);
-    void complete_deliveries(rd_kafka_event_t* event);
-    void retry_waiting();
-    void abort_waiting(error_code ec = boost::asio::error::operation_aborted);
-    void on_fatal();
-    void push_waiting(send_op* op);
-    bool flush_until(clock::time_point deadline, bool is_close, const cancellable_wait* wait = nullptr);
-    void on_log(rd_kafka_event_t* event);
-    void on_error(rd_kafka_event_t* event);
-    void on_stats(rd_kafka_event_t* event);
-    record_metadata describe(const send_op* op) const;
-    void complete_with(any_completion_handler<void(error_code)> handler, error_code ec);
-    void post_to_strand(any_completion_handler<void()> f);
-
-    boost::asio::any_io_executor executor_;
-    producer_options options_;
-    op_pool pool_;
-    // Declared before the bridge: the bridge detaches from the queue when destroyed.
-    kafka_ptr rk_;
-    queue_ptr queue_;
-    mutable std::mutex client_mutex_; // guards rk_ against release at close
-    std::mutex topics_mutex_;
-    std::unordered_map<std::string_view, std::unique_ptr<topic_entry>> topics_;
-    std::atomic<topic_entry*> last_topic_{nullptr};
-    std::optional<event_bridge> bridge_;
-    worker_thread worker_;
-
-    std::mutex waiting_mutex_;
-    send_op* waiting_head_ = nullptr;
-    send_op* waiting_tail_ = nullptr;
-    std::atomic<bool> has_waiting_{false};
-
-    std::atomic<lifecycle> state_{lifecycle::open};
-    std::atomic<bool> fatal_{false};
-    mutable std::mutex fatal_mutex_;
-    error_code fatal_code_;
-    std::string fatal_reason_;
-    // Set when the execution context shuts down: background work then completes nothing.
-    std::atomic<bool> context_gone_{false};
-    std::mutex close_mutex_;
-    std::vector<any_completion_handler<void(error_code)>> close_handlers_;
-};
 
 producer_impl::producer_impl(boost::asio::any_io_executor executor, const config& properties,
                              producer_options options)
@@ -158,6 +54,16 @@ producer_impl::producer_impl(boost::asio::any_io_executor executor, const config
     if (options_.partitioning) effective.set("partitioner", std::string(to_string(*options_.partitioning)));
     // Logs become events on our queue, so they are handled on the executor.
     effective.set("log.queue", "true");
+    if (auto id = effective.get("transactional.id"); id && !id->empty()) {
+        transactional_ = true;
+        transactional_id_ = std::string(*id);
+        // The budget for retrying each transactional step (librdkafka checks the value).
+        if (auto t = effective.get("transaction.timeout.ms")) {
+            long long ms = 0;
+            if (std::from_chars(t->data(), t->data() + t->size(), ms).ec == std::errc{} && ms > 0)
+                transaction_timeout_ = std::chrono::milliseconds(ms);
+        }
+    }
     auto conf = make_conf(effective);
     // Statistics are events only when statistics.interval.ms asks for them.
     rd_kafka_conf_set_events(conf.get(),
@@ -351,13 +257,25 @@ rd_kafka_resp_err_t producer_impl::produce(send_op* op) {
     return rd_kafka_error_code(err.get());
 }
 
-void producer_impl::start_send(send_op* op) {
+bool producer_impl::send_gate_open(const transaction_state* tx) const noexcept {
+    if (!transactional_) return true;
+    // A transactional producer sends only inside its open transaction (librdkafka would
+    // refuse the record with a bare "erroneous state").
+    if (!transaction_open_.load(std::memory_order_acquire)) return false;
+    return !tx || tx->state.load(std::memory_order_acquire) == transaction_state::status::open;
+}
+
+void producer_impl::start_send(send_op* op, const transaction_state* tx) {
     if (state_.load(std::memory_order_acquire) != lifecycle::open) {
         fail(op, errc::client_closed);
         return;
     }
     if (fatal_.load(std::memory_order_acquire)) {
-        fail(op, errc::fatal);
+        fail(op, fatal_op_code());
+        return;
+    }
+    if (!send_gate_open(tx)) {
+        fail(op, errc::not_in_transaction);
         return;
     }
     // Behind records already waiting for room, to keep their order.
@@ -387,10 +305,10 @@ void producer_impl::start_send(send_op* op) {
         if (first) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->retry_waiting(); });
         return;
     }
-    fail(op, err == RD_KAFKA_RESP_ERR__FATAL ? error_code(errc::fatal) : make_error_code_from_kafka(err));
+    fail(op, err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err));
 }
 
-void producer_impl::start_batch(batch_base* batch) {
+void producer_impl::start_batch(batch_base* batch, const transaction_state* tx) {
     // One count for this loop, so a batch whose records all complete before the loop
     // ends is not completed (and freed) under it.
     batch->remaining.store(batch->count + 1, std::memory_order_relaxed);
@@ -399,7 +317,8 @@ void producer_impl::start_batch(batch_base* batch) {
         // Once records wait for room, the rest of the batch queues behind them, in
         // order, under one lock (retry_waiting() enqueues them as room frees up).
         if (has_waiting_.load(std::memory_order_acquire) && options_.when_queue_full == full_queue::wait &&
-            state_.load(std::memory_order_acquire) == lifecycle::open && !fatal_.load(std::memory_order_acquire)) {
+            state_.load(std::memory_order_acquire) == lifecycle::open && !fatal_.load(std::memory_order_acquire) &&
+            send_gate_open(tx)) {
             std::lock_guard lock(waiting_mutex_);
             if (waiting_head_) {
                 for (; i < batch->count; ++i) {
@@ -409,7 +328,7 @@ void producer_impl::start_batch(batch_base* batch) {
                 break;
             }
         }
-        start_send(&batch->elements[i]);
+        start_send(&batch->elements[i], tx);
     }
     batch->release_one(false, true);
 }
@@ -484,7 +403,7 @@ void producer_impl::retry_waiting() {
         }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             op->status.store(send_op::state::abandoned);
-            op->complete(err == RD_KAFKA_RESP_ERR__FATAL ? error_code(errc::fatal) : make_error_code_from_kafka(err),
+            op->complete(err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err),
                          describe(op), false);
         } else {
             op->accepted(false);
@@ -579,10 +498,16 @@ void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
                             : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? timestamp_type::log_append_time
                                                                            : timestamp_type::not_available;
         // After a fatal error every failure (purged, or failed by librdkafka) is that error.
-        const error_code ec = !m->err                                                  ? error_code{}
+        // Records purged because the brokers refused the client report why (on_refused).
+        const int refused = refused_.load(std::memory_order_relaxed);
+        const error_code ec = !m->err ? error_code{}
                               : m->err == RD_KAFKA_RESP_ERR__FATAL || fatal_.load(std::memory_order_relaxed)
-                                  ? error_code(errc::fatal)
+                                  ? fatal_op_code()
+                              : m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE && refused != 0 &&
+                                      state_.load(std::memory_order_relaxed) == lifecycle::open
+                                  ? make_error_code_from_kafka(refused)
                                   : make_error_code_from_kafka(m->err);
+        if (!m->err && refused != 0) refused_.store(0, std::memory_order_relaxed); // a broker accepts us again
         try {
             finish_delivery(op, ec, md);
         } catch (...) {
@@ -636,6 +561,8 @@ void producer_impl::on_error(rd_kafka_event_t* event) {
         }
         fatal_.store(true, std::memory_order_release);
         on_fatal();
+    } else if (code == errc::authentication || code == errc::ssl || code == errc::sasl_authentication_failed) {
+        on_refused(code, reason);
     }
     const client_error e{code, reason, fatal};
     if (options_.on_error)
@@ -646,16 +573,67 @@ void producer_impl::on_error(rd_kafka_event_t* event) {
 
 void producer_impl::on_fatal() {
     // Nothing more can be delivered: fail what waits for room, and purge what librdkafka
-    // holds, whose reports then complete with errc::fatal.
-    abort_waiting(errc::fatal);
+    // holds, whose reports then complete with errc::fatal (errc::fenced for a fenced producer).
+    abort_waiting(fatal_op_code());
     std::lock_guard lock(client_mutex_);
     if (rk_) rd_kafka_purge(rk_.get(), purge_all | RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
+void producer_impl::on_refused(error_code code, const std::string& reason) {
+    // librdkafka 2.0 treats a failed authentication or TLS handshake as transient: it
+    // reconnects for ever and queued records time out (message.timeout.ms, 5 min by
+    // default) as "timed out". Wrong credentials or an untrusted certificate rarely fix
+    // themselves, so the records waiting fail now, with the reason: everything queued in
+    // the client (records already sent to a broker complete as usual). The client goes on
+    // reconnecting: later sends succeed once the brokers accept it, and fail the same way
+    // at the next refusal (librdkafka reports one per reconnection attempt) otherwise.
+    // Untested case: a refusal after records of a partition were already acknowledged
+    // (credentials revoked mid-stream). With idempotence the purge may then leave a
+    // sequence gap that librdkafka reports at reconnection as a fatal error (errc::fatal,
+    // still never silent); the tests cover refusals of a client's first connection.
+    if (state_.load(std::memory_order_acquire) != lifecycle::open) return;
+    {
+        std::lock_guard lock(fatal_mutex_);
+        refused_reason_ = reason;
+    }
+    refused_.store(code.value(), std::memory_order_relaxed);
+    abort_waiting(code);
+    std::lock_guard lock(client_mutex_);
+    if (rk_) rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
+std::string producer_impl::refusal_reason(error_code ec) const {
+    if (ec.category() != category() || ec.value() != refused_.load(std::memory_order_relaxed)) return {};
+    std::lock_guard lock(fatal_mutex_);
+    return refused_reason_;
 }
 
 error_code producer_impl::fatal_code() const {
     if (!fatal_.load(std::memory_order_acquire)) return {};
     std::lock_guard lock(fatal_mutex_);
     return fatal_code_;
+}
+
+error_code producer_impl::fatal_op_code() const {
+    error_code underlying;
+    if (fatal_.load(std::memory_order_acquire)) {
+        std::lock_guard lock(fatal_mutex_);
+        underlying = fatal_code_;
+    } else {
+        // librdkafka may report a record failed by a fatal error before its error event
+        // reached the executor: ask it directly.
+        std::lock_guard lock(client_mutex_);
+        std::array<char, 8> unused{};
+        if (rk_) underlying = make_error_code_from_kafka(rd_kafka_fatal_error(rk_.get(), unused.data(), unused.size()));
+    }
+    switch (underlying.value()) {
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+        return errc::fenced;
+    default:
+        return errc::fatal;
+    }
 }
 
 std::string producer_impl::fatal_reason() const {
@@ -727,6 +705,8 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
     }
     const auto deadline = timeout == producer::no_timeout ? clock::time_point::max() : clock::now() + timeout;
     worker_.run([self = shared_from_this(), deadline, work = boost::asio::make_work_guard(executor_)] {
+        // An open transaction is aborted, not left for the broker to time out.
+        if (self->transactional_) self->abort_open_transaction_for_close(deadline);
         bool clean = self->flush_until(deadline, true);
         if (!clean) {
             // Out of time: abort what is left. Purged records get delivery reports with
@@ -903,15 +883,20 @@ struct delivery_state final : send_op {
     any_completion_handler<void(error_code, record_metadata)> waiter;
 };
 
-void start_enqueue(producer_impl& impl, const record* owned, const record_view* view,
-                   any_completion_handler<void(error_code, delivery)> handler) {
+void start_enqueue_in(producer_impl& impl, const transaction_state* tx, const record* owned,
+                      const record_view* view, any_completion_handler<void(error_code, delivery)> handler) {
     delivery_state* s = delivery_state::create(impl.shared_from_this());
     s->owned = owned;
     s->view = view;
     s->on_enqueued.swap(handler);
     auto slot = boost::asio::get_associated_cancellation_slot(s->on_enqueued);
     if (slot.is_connected()) slot.template emplace<delivery_state::cancel_enqueue>(delivery_state::cancel_enqueue{s});
-    impl.start_send(s);
+    impl.start_send(s, tx);
+}
+
+void start_enqueue(producer_impl& impl, const record* owned, const record_view* view,
+                   any_completion_handler<void(error_code, delivery)> handler) {
+    start_enqueue_in(impl, nullptr, owned, view, std::move(handler));
 }
 
 void start_delivery_wait(delivery_state* s, any_completion_handler<void(error_code, record_metadata)> handler) {
@@ -969,7 +954,11 @@ void start_batch(producer_impl& impl, batch_base* batch) { impl.start_batch(batc
 void cancel_batch(producer_impl& impl, batch_base* batch) { impl.cancel_batch(batch); }
 
 std::string describe_failure(const producer_impl& impl, error_code ec, std::string context) {
-    if (ec != errc::fatal) return context;
+    if (ec != errc::fatal && ec != errc::fenced) {
+        // An authentication or TLS refusal: librdkafka's text says which broker and why.
+        const std::string reason = impl.refusal_reason(ec);
+        return reason.empty() ? context : fmt::format("{} ({})", context, reason);
+    }
     const std::string reason = impl.fatal_reason();
     if (reason.empty()) return context;
     return fmt::format("{} (fatal: {}: {})", context, impl.fatal_code().message(), reason);

@@ -26,18 +26,25 @@
 // failures, offset-out-of-range and fatal errors complete a receive with that error (the
 // awaitable throws kcoro::error naming the topic and partition); receiving again goes on
 // with the next message. Transient errors (a broker down) are retried by librdkafka and
-// only logged.
+// only logged. A broker refusing the client (wrong credentials: errc::authentication; an
+// untrusted or wrong-host certificate: errc::ssl) completes the pending receive at once
+// with that error, naming the broker and the reason (librdkafka 2.0 would retry silently
+// for ever); librdkafka keeps reconnecting. A group the principal may not join completes
+// it with errc::group_authorization_failed naming the group.
 //
-// Offsets. By default librdkafka stores each message's offset when it is handed to the
-// application, and enable.auto.commit commits stored offsets periodically. With
-// consumer_options::store_offsets_after_processing, an offset is stored only when the
-// application calls mark_done(message): at-least-once after processing, still committed
-// automatically (or by commit()).
+// Offsets. By default each message's offset is stored when a receive hands it to the
+// application (not when it is fetched into the local buffer), and enable.auto.commit
+// commits stored offsets periodically, at revocation and at close. With
+// consumer_options::store_offsets_after_processing (or enable.auto.offset.store=false),
+// an offset is stored only when the application calls mark_done(message): at-least-once
+// after processing, still committed automatically (or by commit()).
 //
 // Rebalances run on the executor: the library performs the (incremental) assignment
 // itself, and consumer_options::on_rebalance, if set, is awaited around it (after an
-// assignment, before a revocation). Buffered messages of revoked partitions are dropped
-// (another member will read them from the committed offset).
+// assignment, before a revocation; cooperative rebalances that change nothing for this
+// member are not reported). Messages of revoked partitions not yet received are dropped
+// (another member reads them from the committed offset), including those fetched while
+// the revocation hook runs.
 //
 // Cancellation (per operation, through the handler's cancellation slot): a pending receive
 // completes with operation_aborted; a partially filled batch returns its messages to the
@@ -116,7 +123,8 @@ public:
 
     /// Creates a consumer from librdkafka properties (group.id, auto.offset.reset,
     /// enable.auto.commit, isolation.level, ...). Throws kcoro::error naming the key when a
-    /// property is unknown or its value rejected.
+    /// property is unknown or its value rejected, or when group.id is missing (librdkafka
+    /// 2.0 needs it even for assign()).
     consumer(executor_type executor, const config& properties, consumer_options options = {});
 
     template <class ExecutionContext>
@@ -192,8 +200,9 @@ public:
 
     // ---- offsets --------------------------------------------------------------------
 
-    /// Commits the current position of every assigned partition (what was received).
-    /// Completes when the group coordinator acknowledged it. Nothing to commit is success.
+    /// Commits the stored offsets of every assigned partition: what was received (or, with
+    /// store_offsets_after_processing, what was marked done). Completes when the group
+    /// coordinator acknowledged it. Nothing to commit is success.
     template <detail::commit_token CompletionToken>
     auto commit(CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code)>(
@@ -234,7 +243,7 @@ public:
     error_code mark_done(const message& m, error_code& ec) noexcept;
 
     /// Moves the fetch position of an assigned partition; buffered messages of that
-    /// partition are dropped.
+    /// partition are dropped. Throws kcoro::error (errc::state) for a partition not assigned.
     void seek(const partition_offset& position);
 
     /// Stops / restarts fetching these partitions (messages already buffered are still delivered).
@@ -242,7 +251,8 @@ public:
     void resume(const std::vector<topic_partition>& partitions);
 
     /// The offset of the next message the application will receive per partition
-    /// (offsets::invalid before the first message).
+    /// (offsets::invalid before the first message). Messages fetched into the local
+    /// buffer but not yet received do not count.
     std::vector<partition_offset> position(const std::vector<topic_partition>& partitions) const;
 
     /// The last known high watermark minus the position: how far behind this consumer

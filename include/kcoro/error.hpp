@@ -48,8 +48,12 @@ enum class errc : int {
     purged_from_queue = -152,
     purged_in_flight = -151,
     fatal = -150,
-    fenced = -144,
+    max_poll_exceeded = -147, ///< the application did not receive within max.poll.interval.ms
+    not_configured = -145,    ///< the feature is not configured (e.g. transactions without transactional.id)
+    fenced = -144,            ///< a newer producer with the same transactional.id took over (fatal)
+    auto_offset_reset = -140, ///< auto.offset.reset=error and no valid offset
     // broker-side
+    offset_out_of_range = 1,
     unknown_topic_or_partition = 3,
     leader_not_available = 5,
     not_leader_for_partition = 6,
@@ -61,6 +65,9 @@ enum class errc : int {
     not_enough_replicas = 19,
     not_enough_replicas_after_append = 20,
     invalid_required_acks = 21,
+    illegal_generation = 22,    ///< a commit from a group generation that is over
+    unknown_member_id = 25,
+    rebalance_in_progress = 27, ///< a commit while the group rebalances
     topic_authorization_failed = 29,
     group_authorization_failed = 30,
     cluster_authorization_failed = 31,
@@ -77,6 +84,8 @@ enum class errc : int {
     unknown_config_key = -1001,   ///< a configuration property librdkafka does not know
     invalid_config_value = -1002, ///< a known property given a value it rejects
     client_closed = -1003,        ///< the client was closed before or during the operation
+    not_in_transaction = -1010,   ///< a transactional producer was asked to send outside a transaction
+    transaction_aborted = -1011,  ///< the transaction was aborted: none of its records or offsets count
 };
 
 /// The category of every error kcoro reports.

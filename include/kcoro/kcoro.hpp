@@ -2,11 +2,15 @@
 #pragma once
 
 #include <kcoro/config.hpp>
+#include <kcoro/consumer.hpp>
 #include <kcoro/delivery.hpp>
 #include <kcoro/delivery_report.hpp>
 #include <kcoro/error.hpp>
+#include <kcoro/message.hpp>
 #include <kcoro/mock_cluster.hpp>
 #include <kcoro/producer.hpp>
 #include <kcoro/producer_options.hpp>
 #include <kcoro/record.hpp>
 #include <kcoro/record_metadata.hpp>
+#include <kcoro/topic_partition.hpp>
+#include <kcoro/transaction.hpp>

@@ -47,8 +47,21 @@
 // makes the producer unusable: pending and later operations fail with errc::fatal, the
 // exceptions thrown name the underlying reason, and fatal_error() reports it.
 //
+// Security (TLS, SASL: librdkafka's properties, or kcoro/security.hpp). When a broker
+// refuses the client (wrong credentials: errc::authentication; an untrusted or wrong-host
+// certificate: errc::ssl), every record still queued in the client fails at once with
+// that error, naming the broker and the reason, instead of timing out after
+// delivery.timeout.ms as librdkafka 2.0 would (records already sent complete as usual).
+// The client keeps reconnecting: later sends succeed once the brokers accept it. A topic
+// the principal may not write fails its records with errc::topic_authorization_failed.
+//
 // Observability. librdkafka's logs, statistics and error events go to the callbacks of
 // producer_options, run on the producer's executor (see producer_options.hpp).
+//
+// Transactions. With a transactional.id, records are sent inside transactions only:
+// co_await producer.transaction(body) runs `body` as one atomic unit (see
+// <kcoro/transaction.hpp>, which defines init_transactions(), begin_transaction() and
+// transaction()); sends outside a transaction fail with errc::not_in_transaction.
 //
 // Cancellation (per operation, through the handler's cancellation slot): a send still
 // waiting for room is removed and completes with operation_aborted, and is never sent.
@@ -85,6 +98,8 @@
 #include <type_traits>
 
 namespace kcoro {
+
+class transaction;
 
 namespace detail {
 void start_send(producer_impl& impl, send_op* op);
@@ -272,6 +287,32 @@ public:
         auto [ec] = co_await close(timeout, boost::asio::as_tuple(boost::asio::deferred));
         if (ec) detail::throw_error(ec, "close");
     }
+
+    // ---- transactions (a transactional.id is set): defined in <kcoro/transaction.hpp> ----
+
+    /// Registers the transactional.id with its coordinator: fences any older producer
+    /// with the same id and aborts the transaction it left open. void(error_code).
+    /// Optional (the first transaction does it), but doing it at startup fences a
+    /// previous instance at once. Retriable failures are retried for up to
+    /// transaction.timeout.ms.
+    template <class CompletionToken>
+    auto init_transactions(CompletionToken&& token);
+    boost::asio::awaitable<void> init_transactions();
+
+    /// Begins a transaction (initialising transactions first if needed):
+    /// void(error_code, kcoro::transaction). End it with its commit() or abort();
+    /// destroying it open aborts it.
+    template <class CompletionToken>
+    auto begin_transaction(CompletionToken&& token);
+    boost::asio::awaitable<kcoro::transaction> begin_transaction();
+
+    /// Runs `body` (a callable taking kcoro::transaction& and returning
+    /// asio::awaitable<void>) inside a transaction: committed when the body returns,
+    /// aborted when it throws (whose exception is then rethrown). Throws kcoro::error with
+    /// errc::transaction_aborted when the commit had to be aborted, errc::fenced /
+    /// errc::fatal when the producer can no longer be used.
+    template <class Body>
+    boost::asio::awaitable<void> transaction(Body body);
 
     /// Records accepted but not yet delivered (librdkafka's out-queue length).
     std::size_t in_flight() const noexcept;

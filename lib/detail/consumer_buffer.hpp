@@ -28,6 +28,7 @@ public:
     std::size_t capacity() const noexcept { return slots_.size(); }
 
     buffered& front() noexcept { return slots_[head_]; }
+    buffered& back() noexcept { return slots_[(head_ + size_ - 1) % slots_.size()]; }
 
     void push_back(buffered&& b) {
         if (size_ == slots_.size()) grow();
@@ -62,6 +63,11 @@ public:
             else
                 push_back(std::move(b));
         }
+    }
+
+    template <class F>
+    void for_each(F f) const {
+        for (std::size_t i = 0; i < size_; ++i) f(slots_[(head_ + i) % slots_.size()]);
     }
 
     void clear(std::vector<buffered>& removed) {

@@ -72,10 +72,15 @@ private:
     static constexpr int max_events_per_turn = 256;
     static constexpr std::chrono::milliseconds safety_interval{500};
 
+    // The descriptor and timer name the strand's concrete type: as any_io_executor it
+    // would not fit the small-object buffer, and each wait's work tracking would
+    // allocate a copy of it.
     strand_type strand_;
     rd_kafka_queue_t* queue_;
-    boost::asio::posix::stream_descriptor eventfd_;
-    boost::asio::steady_timer timer_;
+    boost::asio::posix::basic_stream_descriptor<strand_type> eventfd_;
+    boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>,
+                                      strand_type>
+        timer_;
     std::shared_ptr<void> owner_;
     event_sink* sink_ = nullptr;
     bool running_ = false;

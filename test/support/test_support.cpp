@@ -9,9 +9,13 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace kcoro::test {
@@ -43,7 +47,8 @@ void run_bounded(boost::asio::io_context& io, std::function<boost::asio::awaitab
 }
 
 std::vector<consumed> read_partition(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
-                                     std::int64_t offset, std::size_t count, std::chrono::seconds limit) {
+                                     std::int64_t offset, std::size_t count, std::chrono::seconds limit,
+                                     const kcoro::config& extra) {
     char errstr[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof errstr);
@@ -52,6 +57,12 @@ std::vector<consumed> read_partition(const std::string& bootstrap, const std::st
     rd_kafka_conf_set(conf, "group.id", unique_topic("kcoro-test-reader").c_str(), errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
+    for (const auto& [k, v] : extra.entries()) {
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            throw std::runtime_error(fmt::format("read_partition: config key '{}' rejected", k));
+        }
+    }
     std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> rk(
         rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr), &rd_kafka_destroy);
     if (!rk) throw std::runtime_error(errstr);
@@ -104,6 +115,98 @@ std::string real_bootstrap() {
         throw std::runtime_error("KCORO_BOOTSTRAP is not set: integration tests need the broker started by "
                                  "scripts/kafka (scripts/test does this)");
     return b;
+}
+
+const secure_cluster& secure_cluster::get() {
+    static const secure_cluster cluster = [] {
+        const char* path = std::getenv("KCORO_SECURE_ENV");
+        if (!path || !*path)
+            throw std::runtime_error("KCORO_SECURE_ENV is not set: security tests need the cluster.env of the broker "
+                                     "started by `scripts/kafka start --secure` (scripts/test does this)");
+        std::ifstream in(path);
+        if (!in) throw std::runtime_error(fmt::format("KCORO_SECURE_ENV: cannot read '{}'", path));
+        secure_cluster c;
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.empty() || line[0] == '#') continue;
+            const auto eq = line.find('=');
+            if (eq == std::string::npos) continue;
+            std::string value = line.substr(eq + 1);
+            // scripts/kafka single-quotes values that are not plain ('\'' for a quote)
+            if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') {
+                value = value.substr(1, value.size() - 2);
+                for (std::size_t p; (p = value.find("'\\''")) != std::string::npos;) value.replace(p, 4, "'");
+            }
+            c.vars_[line.substr(0, eq)] = value;
+        }
+        if (c.vars_["KAFKA_SECURE"] != "1")
+            throw std::runtime_error(fmt::format("KCORO_SECURE_ENV: '{}' is not a --secure cluster", path));
+        return c;
+    }();
+    return cluster;
+}
+
+const std::string& secure_cluster::var(const std::string& name) const {
+    const auto it = vars_.find(name);
+    if (it == vars_.end() || it->second.empty())
+        throw std::runtime_error(fmt::format("KCORO_SECURE_ENV: no {}", name));
+    return it->second;
+}
+
+std::string secure_cluster::password(const std::string& user) const {
+    std::string upper = user;
+    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return var("KAFKA_" + upper + "_PASSWORD");
+}
+
+kcoro::config secure_cluster::client_config(const std::string& listener, const std::string& user,
+                                            const std::string& mechanism) const {
+    kcoro::config c{{"bootstrap.servers", bootstrap(listener)}};
+    const bool tls = listener == "SSL" || listener == "SSL_WRONGHOST" || listener == "SASL_SSL";
+    const bool sasl = listener.rfind("SASL_", 0) == 0;
+    c.set("security.protocol", listener == "SSL_WRONGHOST" ? "SSL" : listener);
+    if (tls) c.set("ssl.ca.location", ca_pem());
+    if (sasl) {
+        const std::string u = user.empty() ? "scram" : user;
+        c.set("sasl.mechanism", !mechanism.empty() ? mechanism : u == "plain" ? "PLAIN" : "SCRAM-SHA-512");
+        c.set("sasl.username", var("KAFKA_" + std::string(u == "admin" ? "ADMIN" : u == "plain" ? "PLAIN"
+                                                          : u == "noacl" ? "NOACL" : "SCRAM") + "_USER"));
+        c.set("sasl.password", password(u));
+    }
+    return c;
+}
+
+std::vector<std::string> secure_cluster::secrets() const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : vars_)
+        if (k.find("PASSWORD") != std::string::npos && !v.empty()) out.push_back(v);
+    return out;
+}
+
+std::string capture_stderr(const std::function<void()>& f) {
+    std::fflush(stderr);
+    char path[] = "/tmp/kcoro-stderr-XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd < 0) throw std::runtime_error("capture_stderr: mkstemp failed");
+    ::unlink(path);
+    const int saved = ::dup(2);
+    ::dup2(fd, 2);
+    std::exception_ptr failure;
+    try {
+        f();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    std::fflush(stderr);
+    ::dup2(saved, 2);
+    ::close(saved);
+    std::string out;
+    ::lseek(fd, 0, SEEK_SET);
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    if (failure) std::rethrow_exception(failure);
+    return out;
 }
 
 } // namespace kcoro::test

@@ -1,6 +1,7 @@
 // Helpers shared by kcoro's tests.
 #pragma once
 
+#include <kcoro/config.hpp>
 #include <kcoro/record.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,10 +38,12 @@ struct consumed {
 };
 
 /// Reads `count` records of one partition from `offset` with a raw librdkafka consumer
-/// (no group), within `limit`. Throws if fewer arrive.
+/// (no group), within `limit`. Throws if fewer arrive. `extra` is applied last (e.g.
+/// security settings, or a group.id the reader's ACLs allow).
 std::vector<consumed> read_partition(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
                                      std::int64_t offset, std::size_t count,
-                                     std::chrono::seconds limit = std::chrono::seconds(30));
+                                     std::chrono::seconds limit = std::chrono::seconds(30),
+                                     const kcoro::config& extra = {});
 
 /// A topic name unique to this process and call, so tests never see each other's data.
 std::string unique_topic(const std::string& prefix);
@@ -47,5 +51,41 @@ std::string unique_topic(const std::string& prefix);
 /// The bootstrap address of the real broker (KCORO_BOOTSTRAP), or throws: an
 /// integration test without a broker fails, it is not skipped.
 std::string real_bootstrap();
+
+/// The secure broker started by `scripts/kafka start --secure` (scripts/test exports
+/// KCORO_SECURE_ENV, the path of its cluster.env). Throws if it is not there: a security
+/// test without the secure broker fails, it is not skipped.
+class secure_cluster {
+public:
+    /// Listeners: "SSL", "SSL_WRONGHOST", "SASL_PLAINTEXT", "SASL_SSL".
+    /// Users: "admin" (super user), "scram" (SCRAM-SHA-512), "plain" (PLAIN), "noacl"
+    /// (SCRAM-SHA-512 and PLAIN, no ACL); "scram" and "plain" may do anything on topics
+    /// and groups named allowed_prefix() + "...".
+    static const secure_cluster& get();
+
+    /// A value of cluster.env ("KAFKA_CA_PEM", ...); throws if missing.
+    const std::string& var(const std::string& name) const;
+    std::string bootstrap(const std::string& listener) const { return var("KAFKA_" + listener + "_BOOTSTRAP"); }
+    std::string password(const std::string& user) const;
+    std::string ca_pem() const { return var("KAFKA_CA_PEM"); }
+    std::string other_ca_pem() const { return var("KAFKA_OTHER_CA_PEM"); }
+    std::string allowed_prefix() const { return var("KAFKA_ALLOWED_PREFIX"); }
+
+    /// bootstrap.servers and security settings for `listener` trusting the cluster's CA;
+    /// for SASL listeners, `user`'s credentials with `mechanism` (default: the user's own:
+    /// PLAIN for "plain", SCRAM-SHA-512 otherwise).
+    kcoro::config client_config(const std::string& listener, const std::string& user = {},
+                                const std::string& mechanism = {}) const;
+
+    /// Every password in cluster.env: what must never appear in output.
+    std::vector<std::string> secrets() const;
+
+private:
+    std::map<std::string, std::string> vars_;
+};
+
+/// Runs `f` with file descriptor 2 redirected to a temporary file; returns what was
+/// written there (by kcoro, librdkafka, or anything else in the process).
+std::string capture_stderr(const std::function<void()>& f);
 
 } // namespace kcoro::test

@@ -64,3 +64,18 @@ TEST_CASE("errors carry librdkafka's text and classify") {
     const kcoro::error e(kcoro::errc::unknown_partition, "send to topic 't' partition 9");
     CHECK(std::string(e.what()).find("partition 9") != std::string::npos);
 }
+
+TEST_CASE("every secret-bearing librdkafka property is redacted, and only those") {
+    // librdkafka 2.0's sensitive properties (CONFIGURATION.md), and the C-API-only ssl_key.
+    for (const char* key : {"sasl.password", "ssl.key.password", "ssl.key.pem", "ssl_key", "ssl.keystore.password",
+                            "sasl.oauthbearer.config", "sasl.oauthbearer.client.secret"}) {
+        CAPTURE(key);
+        CHECK(kcoro::config::is_secret(key));
+        const kcoro::config c{{key, "the-secret-value"}};
+        CHECK(fmt::format("{}", c) == fmt::format("{}=[redacted]", key));
+        CHECK(c.describe().find("the-secret-value") == std::string::npos);
+    }
+    for (const char* key : {"sasl.username", "sasl.mechanism", "security.protocol", "ssl.ca.location",
+                            "ssl.certificate.location", "bootstrap.servers"})
+        CHECK_FALSE(kcoro::config::is_secret(key));
+}

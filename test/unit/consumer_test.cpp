@@ -1,6 +1,7 @@
 #include <kcoro/kcoro.hpp>
 #include <kcoro/consumer.hpp>
 
+#include "consumer_test_support.hpp"
 #include "test_support.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -26,68 +27,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kcoro::test::run_bounded;
 
-namespace {
-
-kcoro::config consumer_config(const kcoro::mock_cluster& cluster, const std::string& group) {
-    return {{"bootstrap.servers", cluster.bootstrap_servers()},
-            {"group.id", group},
-            {"auto.offset.reset", "earliest"},
-            {"log_level", "3"},
-            // Fast group protocol on the mock cluster.
-            {"session.timeout.ms", "6000"},
-            {"heartbeat.interval.ms", "100"},
-            {"topic.metadata.refresh.interval.ms", "500"},
-            {"fetch.wait.max.ms", "10"}};
-}
-
-// (GCC 12 cannot compile initializer lists inside coroutines: configs are built outside.)
-kcoro::config producer_config(const kcoro::mock_cluster& cluster) {
-    return {{"bootstrap.servers", cluster.bootstrap_servers()}, {"linger.ms", "1"}, {"log_level", "3"}};
-}
-
-struct tp_lit {
-    const char* topic;
-    std::int32_t partition;
-};
-struct po_lit {
-    const char* topic;
-    std::int32_t partition;
-    std::int64_t offset;
-};
-std::vector<std::string> topics(std::initializer_list<const char*> l) { return {l.begin(), l.end()}; }
-std::vector<kcoro::topic_partition> parts(std::initializer_list<tp_lit> l) {
-    std::vector<kcoro::topic_partition> out;
-    for (const auto& x : l) out.push_back({x.topic, x.partition});
-    return out;
-}
-std::vector<kcoro::partition_offset> offs(std::initializer_list<po_lit> l) {
-    std::vector<kcoro::partition_offset> out;
-    for (const auto& x : l) out.push_back({x.topic, x.partition, x.offset});
-    return out;
-}
-
-kcoro::record numbered(const std::string& topic, std::optional<std::int32_t> partition, int i) {
-    return kcoro::record{
-        .topic = topic, .partition = partition, .key = fmt::format("k{}", i), .value = fmt::format("v{}", i)};
-}
-
-asio::awaitable<void> produce(const kcoro::mock_cluster& cluster, const std::string& topic, int count,
-                              std::optional<std::int32_t> partition = std::nullopt, int first = 0) {
-    kcoro::producer producer(co_await asio::this_coro::executor, producer_config(cluster));
-    for (int i = first; i < first + count; ++i) {
-        const kcoro::record r = numbered(topic, partition, i);
-        co_await producer.send(r);
-    }
-    co_await producer.close();
-}
-
-void produce_sync(const kcoro::mock_cluster& cluster, const std::string& topic, int count,
-                  std::optional<std::int32_t> partition = std::nullopt, int first = 0) {
-    asio::io_context io;
-    run_bounded(io, [&]() -> asio::awaitable<void> { co_await produce(cluster, topic, count, partition, first); });
-}
-
-} // namespace
 
 TEST_CASE("consumer: unknown key and rejected value are typed errors naming the key") {
     asio::io_context io;

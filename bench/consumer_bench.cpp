@@ -1,0 +1,366 @@
+// kcoro consumer benchmark: raw librdkafka against kcoro, in one process, alternating.
+//
+//   consumer_bench [--messages N] [--rounds R] [--partitions P] [--bootstrap host:port]
+//                  [--property key=value]...   (librdkafka properties for every consumer)
+//
+// N 100-byte records (1,000,000 by default) are produced once, up front, to a topic of P
+// partitions (4) on librdkafka's embedded mock cluster, or on the broker at --bootstrap.
+// Each round then consumes all of them, from the beginning, with a fresh group each time
+// (manual assign), by each path in turn:
+//   raw_poll   librdkafka's C API: rd_kafka_consumer_poll, one message per call.
+//   raw_batch  librdkafka's C API: rd_kafka_consume_batch_queue on the consumer queue,
+//              up to 1,000 messages per call.
+//              "raw" is the faster of the two in each round (raw at its best).
+//   kcoro      co_await consumer.receive_batch(1000, 1s, reuse), one coroutine.
+//   single     co_await consumer.receive(), one message per co_await.
+// Every path reads each message's value size (so the payload is touched) and releases the
+// message. The clock runs from the first message to the last (group and connection set-up
+// excluded for every path alike). Throughputs are medians over the rounds.
+//
+// Heap allocations: the global operator new (all forms) and aligned_alloc are counted (as
+// in producer_bench.cpp; librdkafka's own C mallocs are not C++ allocations and are the
+// same for every path). A kcoro path's count covers its steady state (20% to 80% of its
+// messages), divided by those messages; the worse kcoro path is reported.
+//
+// The last line printed is the JSON result.
+#include <kcoro/kcoro.hpp>
+#include <kcoro/consumer.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <librdkafka/rdkafka.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+// ---- allocation counting ---------------------------------------------------------------
+
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+
+void* counted_alloc(std::size_t size) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(size ? size : 1)) return p;
+    throw std::bad_alloc();
+}
+
+void* counted_aligned_alloc(std::size_t size, std::size_t align) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    void* p = nullptr;
+    if (align < sizeof(void*)) align = sizeof(void*);
+    if (::posix_memalign(&p, align, size ? size : 1) != 0) throw std::bad_alloc();
+    return p;
+}
+} // namespace
+
+void* operator new(std::size_t n) { return counted_alloc(n); }
+void* operator new[](std::size_t n) { return counted_alloc(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    try {
+        return counted_alloc(n);
+    } catch (...) {
+        return nullptr;
+    }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    try {
+        return counted_alloc(n);
+    } catch (...) {
+        return nullptr;
+    }
+}
+void* operator new(std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, static_cast<std::size_t>(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, static_cast<std::size_t>(a)); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+// C11 aligned_alloc (Asio's aligned_new may use it), counted too.
+extern "C" void* aligned_alloc(std::size_t align, std::size_t size) noexcept {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    void* p = nullptr;
+    if (align < sizeof(void*)) align = sizeof(void*);
+    return ::posix_memalign(&p, align, size ? size : 1) == 0 ? p : nullptr;
+}
+
+// ---- the benchmark ---------------------------------------------------------------------
+
+namespace {
+
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+    std::size_t messages = 1'000'000;
+    int rounds = 3;
+    int partitions = 4;
+    std::string bootstrap; // empty: embedded mock cluster
+    std::vector<std::pair<std::string, std::string>> properties;
+};
+
+const std::string topic_name = "kcoro-consumer-bench";
+const std::string payload(100, 'x');
+int g_group_counter = 0;
+
+std::vector<std::pair<std::string, std::string>> consumer_properties(const options& o, const std::string& bootstrap) {
+    std::vector<std::pair<std::string, std::string>> p{
+        {"bootstrap.servers", bootstrap},
+        {"group.id", fmt::format("kcoro-consumer-bench-{}-{}", ::getpid(), g_group_counter++)},
+        {"enable.auto.commit", "false"},
+        {"log_level", "3"}};
+    p.insert(p.end(), o.properties.begin(), o.properties.end());
+    return p;
+}
+
+rd_kafka_topic_partition_list_t* all_partitions(const options& o) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(o.partitions);
+    for (int p = 0; p < o.partitions; ++p)
+        rd_kafka_topic_partition_list_add(list, topic_name.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    return list;
+}
+
+std::vector<kcoro::partition_offset> all_partition_offsets(const options& o) {
+    std::vector<kcoro::partition_offset> v;
+    for (int p = 0; p < o.partitions; ++p) v.push_back({topic_name, p, kcoro::offsets::beginning});
+    return v;
+}
+
+void produce_all(const options& o, const std::string& bootstrap) {
+    char errstr[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "linger.ms", "20", errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) throw std::runtime_error(errstr);
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic_name.c_str(), nullptr);
+    for (std::size_t i = 0; i < o.messages; ++i) {
+        const auto partition = static_cast<std::int32_t>(i % static_cast<std::size_t>(o.partitions));
+        while (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, const_cast<char*>(payload.data()),
+                                payload.size(), nullptr, 0, nullptr) != 0) {
+            if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                throw std::runtime_error(rd_kafka_err2str(rd_kafka_last_error()));
+            rd_kafka_poll(rk, 100);
+        }
+    }
+    while (rd_kafka_outq_len(rk) > 0) rd_kafka_flush(rk, 1000);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+}
+
+// ---- raw librdkafka ----
+
+double run_raw(const options& o, const std::string& bootstrap, bool batch) {
+    char errstr[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (const auto& [k, v] : consumer_properties(o, bootstrap))
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+            throw std::runtime_error(errstr);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) throw std::runtime_error(errstr);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t* parts = all_partitions(o);
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk);
+
+    std::size_t got = 0, bytes = 0;
+    clock_type::time_point start{};
+    std::vector<rd_kafka_message_t*> msgs(1000);
+    while (got < o.messages) {
+        if (batch) {
+            const ssize_t n = rd_kafka_consume_batch_queue(q, 1000, msgs.data(), msgs.size());
+            if (n < 0) throw std::runtime_error(rd_kafka_err2str(rd_kafka_last_error()));
+            for (ssize_t i = 0; i < n; ++i) {
+                rd_kafka_message_t* m = msgs[static_cast<std::size_t>(i)];
+                if (!m->err) {
+                    if (got == 0) start = clock_type::now();
+                    bytes += m->len;
+                    ++got;
+                }
+                rd_kafka_message_destroy(m);
+            }
+        } else {
+            rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 1000);
+            if (!m) continue;
+            if (!m->err) {
+                if (got == 0) start = clock_type::now();
+                bytes += m->len;
+                ++got;
+            }
+            rd_kafka_message_destroy(m);
+        }
+    }
+    const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    if (bytes != o.messages * payload.size()) throw std::runtime_error("raw: wrong byte count");
+    rd_kafka_queue_destroy(q);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return double(o.messages - 1) / seconds;
+}
+
+// ---- kcoro ----
+
+struct path_result {
+    double msgs_per_s = 0;
+    double allocs_per_msg = 0;
+};
+
+// Windowed allocation counter: snapshots at 20% and 80% of a path's messages.
+struct steady_window {
+    std::size_t from = 0, to = 0;
+    std::size_t at_from = 0, at_to = 0;
+    explicit steady_window(std::size_t n) : from(n / 5), to(n * 4 / 5) {}
+    void on_done(std::size_t before, std::size_t after) {
+        if (before < from && after >= from) at_from = g_allocations.load(std::memory_order_relaxed);
+        if (before < to && after >= to) at_to = g_allocations.load(std::memory_order_relaxed);
+    }
+    double per_message() const { return double(at_to - at_from) / double(to - from); }
+};
+
+kcoro::config kcoro_config(const options& o, const std::string& bootstrap) {
+    kcoro::config c;
+    for (const auto& [k, v] : consumer_properties(o, bootstrap)) c.set(k, v);
+    return c;
+}
+
+path_result run_kcoro(const options& o, const std::string& bootstrap, bool batch) {
+    asio::io_context io(1);
+    path_result out;
+    bool done = false;
+    std::exception_ptr failure;
+    const kcoro::config conf = kcoro_config(o, bootstrap);
+    const auto assignment = all_partition_offsets(o);
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        kcoro::consumer consumer(io, conf);
+        consumer.assign(assignment);
+        steady_window window(o.messages);
+        std::size_t got = 0, bytes = 0;
+        clock_type::time_point start{};
+        if (batch) {
+            std::vector<kcoro::message> b;
+            while (got < o.messages) {
+                b = co_await consumer.receive_batch(1000, std::chrono::seconds(1), std::move(b));
+                if (got == 0 && !b.empty()) start = clock_type::now();
+                for (const auto& m : b) bytes += m.value_bytes().size();
+                window.on_done(got, got + b.size());
+                got += b.size();
+            }
+            b.clear();
+        } else {
+            while (got < o.messages) {
+                kcoro::message m = co_await consumer.receive();
+                if (got == 0) start = clock_type::now();
+                bytes += m.value_bytes().size();
+                window.on_done(got, got + 1);
+                ++got;
+            }
+        }
+        const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+        if (bytes != o.messages * payload.size()) throw std::runtime_error("kcoro: wrong byte count");
+        out.msgs_per_s = double(o.messages - 1) / seconds;
+        out.allocs_per_msg = window.per_message();
+        co_await consumer.close();
+    }, [&](std::exception_ptr e) {
+        failure = e;
+        done = true;
+    });
+    while (!done) io.run_one();
+    if (failure) std::rethrow_exception(failure);
+    return out;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+options parse(int argc, char** argv) {
+    options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::runtime_error(fmt::format("{} needs a value", a));
+            return argv[++i];
+        };
+        if (a == "--messages") o.messages = std::stoul(next());
+        else if (a == "--rounds") o.rounds = std::stoi(next());
+        else if (a == "--partitions") o.partitions = std::stoi(next());
+        else if (a == "--bootstrap") o.bootstrap = next();
+        else if (a == "--property") {
+            const std::string kv = next();
+            const auto eq = kv.find('=');
+            if (eq == std::string::npos) throw std::runtime_error("--property needs key=value");
+            o.properties.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+        } else throw std::runtime_error(fmt::format("unknown argument {}", a));
+    }
+    if (o.messages < 10 || o.rounds < 1 || o.partitions < 1) throw std::runtime_error("bad arguments");
+    return o;
+}
+
+} // namespace
+
+int main(int argc, char** argv) try {
+    const options o = parse(argc, argv);
+    std::unique_ptr<kcoro::mock_cluster> cluster;
+    std::string bootstrap = o.bootstrap;
+    if (bootstrap.empty()) {
+        cluster = std::make_unique<kcoro::mock_cluster>(1);
+        cluster->create_topic(topic_name, o.partitions);
+        bootstrap = cluster->bootstrap_servers();
+    }
+    produce_all(o, bootstrap);
+    fmt::print(stderr, "produced {} records to {} partitions\n", o.messages, o.partitions);
+
+    std::vector<double> raw, kbatch, ksingle;
+    std::size_t raw_batch_wins = 0;
+    double allocs = 0;
+    for (int round = 0; round < o.rounds; ++round) {
+        const double rp = run_raw(o, bootstrap, false);
+        const double rb = run_raw(o, bootstrap, true);
+        raw.push_back(std::max(rp, rb));
+        if (rb > rp) ++raw_batch_wins;
+        const path_result b = run_kcoro(o, bootstrap, true);
+        const path_result s = run_kcoro(o, bootstrap, false);
+        kbatch.push_back(b.msgs_per_s);
+        ksingle.push_back(s.msgs_per_s);
+        allocs = std::max({allocs, b.allocs_per_msg, s.allocs_per_msg});
+        fmt::print(stderr,
+                   "round {}: raw consumer_poll {:.0f} msg/s, raw consume_batch_queue {:.0f} msg/s; kcoro "
+                   "receive_batch {:.0f} msg/s ({:.4f} allocs/msg); kcoro receive {:.0f} msg/s ({:.4f} allocs/msg)\n",
+                   round + 1, rp, rb, b.msgs_per_s, b.allocs_per_msg, s.msgs_per_s, s.allocs_per_msg);
+    }
+    fmt::print(stderr, "raw at its best: rd_kafka_consume_batch_queue won {} of {} rounds\n", raw_batch_wins,
+               o.rounds);
+    const double raw_m = median(raw), batch_m = median(kbatch), single_m = median(ksingle);
+    fmt::print("{{\"bench\":\"consumer\",\"messages\":{},\"raw_msgs_per_s\":{:.0f},\"kcoro_msgs_per_s\":{:.0f},"
+               "\"ratio\":{:.3f},\"kcoro_single_msgs_per_s\":{:.0f},\"single_ratio\":{:.3f},"
+               "\"heap_allocs_per_msg\":{:.4f}}}\n",
+               o.messages, raw_m, batch_m, batch_m / raw_m, single_m, single_m / raw_m, allocs);
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "consumer_bench: %s\n", e.what());
+    return 1;
+}
