@@ -202,6 +202,10 @@ public:
     void on_context_shutdown() noexcept override {
         context_gone_.store(true);
         worker_.stop();
+        // The bridges' references to this client would keep it alive for ever (a leak):
+        // no handler runs any more, so they stop without delivering anything.
+        if (bridge_) bridge_->abandon();
+        if (side_bridge_) side_bridge_->abandon();
     }
 
 private:

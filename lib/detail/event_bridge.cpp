@@ -108,4 +108,18 @@ void event_bridge::stop() {
     owner_.reset();
 }
 
+void event_bridge::abandon() noexcept {
+    if (!running_) return;
+    running_ = false;
+    rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
+    queue_ = nullptr;
+    boost::system::error_code ignored;
+    eventfd_.cancel(ignored);
+    try {
+        timer_.cancel();
+    } catch (...) { // nothing to do: the context is going away
+    }
+    owner_.reset();
+}
+
 } // namespace kcoro::detail

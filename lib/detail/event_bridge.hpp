@@ -59,6 +59,11 @@ public:
     /// for good (the queue may be destroyed afterwards). Call on the strand.
     void stop();
 
+    /// Stops for good without draining: for an execution context that is shutting down,
+    /// where no handler may run any more. Drops the reference to the owner (which would
+    /// otherwise keep the client alive for ever) and detaches the queue.
+    void abandon() noexcept;
+
     /// Drains the queue now (on the strand).
     void drain();
 

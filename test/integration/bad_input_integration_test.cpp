@@ -45,10 +45,9 @@ TEST_CASE("bad input: a topic the cluster does not have (auto-creation off) is a
             co_await producer.send(bad);
             FAIL("sent to a topic that does not exist");
         } catch (const kcoro::error& e) {
-            CHECK((e.code() == kcoro::errc::unknown_topic || e.code() == kcoro::errc::unknown_topic_or_partition ||
-                   e.code() == kcoro::errc::message_timed_out));
+            CHECK((e.code() == kcoro::errc::unknown_topic || e.code() == kcoro::errc::unknown_topic_or_partition));
             CHECK(std::string(e.what()).find(missing) != std::string::npos);
-            MESSAGE(e.what());
+            MESSAGE(std::string(e.what()));
         }
         const auto md = co_await kept.wait();
         CHECK(md.offset == 1);
@@ -74,7 +73,7 @@ TEST_CASE("bad input: a consumer assigned a topic that does not exist gets a typ
         } catch (const kcoro::error& e) {
             CHECK((e.code() == kcoro::errc::unknown_topic || e.code() == kcoro::errc::unknown_topic_or_partition));
             CHECK(std::string(e.what()).find(missing) != std::string::npos);
-            MESSAGE(e.what());
+            MESSAGE(std::string(e.what()));
         }
         co_await consumer.close();
     }, 60s);

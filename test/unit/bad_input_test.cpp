@@ -369,7 +369,7 @@ TEST_CASE("bad input: cancelling flush and commit ends the wait; nothing accepte
     // The consumer's cluster answers slowly, so its commit is still pending when cancelled.
     kcoro::mock_cluster slow(1);
     slow.create_topic("cancel-commit", 1);
-    slow.set_round_trip_time(1, 1000ms);
+    slow.set_round_trip_time(1, 400ms);
     asio::io_context io;
     kcoro::producer producer(io, producer_config(cluster), {.on_error = [](const kcoro::client_error&) {}});
     kcoro::consumer consumer(io, consumer_config(slow, "cancel-commit"));

@@ -272,6 +272,8 @@ TEST_CASE("fault (mock): a member that crashes commits only what it handed to th
     auto member_cfg = reader_config(cluster, "crash-commit-group");
     member_cfg.set("enable.auto.commit", "true");
     member_cfg.set("auto.commit.interval.ms", "50");
+    member_cfg.set("session.timeout.ms", "6000"); // the crashed member is gone after 6 s at most
+    member_cfg.set("heartbeat.interval.ms", "100");
     const std::vector<std::string> topics{topic};
     const std::vector<kcoro::topic_partition> tps{{topic, 0}};
     run_bounded(io, [&]() -> asio::awaitable<void> {
