@@ -26,6 +26,8 @@
 // messages), divided by those messages; the worse kcoro path is reported.
 //
 // The last line printed is the JSON result.
+#include "allocation_counter.hpp"
+
 #include <kcoro/kcoro.hpp>
 #include <kcoro/consumer.hpp>
 
@@ -51,61 +53,6 @@
 #include <vector>
 
 #include <unistd.h>
-
-// ---- allocation counting ---------------------------------------------------------------
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-
-void* counted_alloc(std::size_t size) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(size ? size : 1)) return p;
-    throw std::bad_alloc();
-}
-
-void* counted_aligned_alloc(std::size_t size, std::size_t align) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    void* p = nullptr;
-    if (align < sizeof(void*)) align = sizeof(void*);
-    if (::posix_memalign(&p, align, size ? size : 1) != 0) throw std::bad_alloc();
-    return p;
-}
-} // namespace
-
-void* operator new(std::size_t n) { return counted_alloc(n); }
-void* operator new[](std::size_t n) { return counted_alloc(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return counted_alloc(n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return counted_alloc(n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new(std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, static_cast<std::size_t>(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_aligned_alloc(n, static_cast<std::size_t>(a)); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-
-// C11 aligned_alloc (Asio's aligned_new may use it), counted too.
-extern "C" void* aligned_alloc(std::size_t align, std::size_t size) noexcept {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    void* p = nullptr;
-    if (align < sizeof(void*)) align = sizeof(void*);
-    return ::posix_memalign(&p, align, size ? size : 1) == 0 ? p : nullptr;
-}
 
 // ---- the benchmark ---------------------------------------------------------------------
 
@@ -256,8 +203,8 @@ struct steady_window {
     std::size_t at_from = 0, at_to = 0;
     explicit steady_window(std::size_t n) : from(n / 5), to(n * 4 / 5) {}
     void on_done(std::size_t before, std::size_t after) {
-        if (before < from && after >= from) at_from = g_allocations.load(std::memory_order_relaxed);
-        if (before < to && after >= to) at_to = g_allocations.load(std::memory_order_relaxed);
+        if (before < from && after >= from) at_from = bench_allocations();
+        if (before < to && after >= to) at_to = bench_allocations();
     }
     double per_message() const { return double(at_to - at_from) / double(to - from); }
 };
