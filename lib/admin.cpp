@@ -246,6 +246,7 @@ private:
     void finish_close(bool clean);
     void on_log(rd_kafka_event_t* event);
     void on_error(rd_kafka_event_t* event);
+    void on_refused(error_code code, const std::string& reason); // on the strand
 
     boost::asio::any_io_executor executor_;
     admin_options options_;
@@ -418,10 +419,29 @@ void admin_impl::on_error(rd_kafka_event_t* event) {
     const client_error e{make_error_code_from_kafka(rd_kafka_event_error(event)),
                          rd_kafka_event_error_string(event) ? rd_kafka_event_error_string(event) : "",
                          rd_kafka_event_error_is_fatal(event) != 0};
+    if (e.code == errc::authentication || e.code == errc::ssl || e.code == errc::sasl_authentication_failed)
+        on_refused(e.code, std::string(e.reason));
     if (options_.on_error)
         options_.on_error(e);
     else
         fmt::print(stderr, "kcoro admin {}\n", e);
+}
+
+void admin_impl::on_refused(error_code code, const std::string& reason) {
+    // librdkafka 2.0 treats a failed authentication or TLS handshake as transient and
+    // retries for ever: requests would end only at their request timeout, as "timed out".
+    // Wrong credentials or an untrusted certificate rarely fix themselves, so what is
+    // outstanding fails now, with the reason. The client keeps reconnecting: operations
+    // started later succeed once the brokers accept it, or fail at the next refusal.
+    std::unordered_map<std::uint64_t, std::unique_ptr<pending_op>> refused;
+    {
+        std::lock_guard lock(mutex_);
+        refused.swap(pending_);
+    }
+    // A result that comes later finds no operation and is dropped; a blocking job sees
+    // its operation gone and stops waiting.
+    for (auto& [id, op] : refused) op->fail(code, reason);
+    if (!refused.empty()) after_operation();
 }
 
 // ---- close ---------------------------------------------------------------------------

@@ -3,15 +3,12 @@
 // through KCORO_SECURE_ENV (the path of its cluster.env; scripts/test exports it).
 //
 // The cases are tables (connections that must work, connections that must be refused) that
-// every client runs: producer, consumer, and (until kcoro::admin lands) librdkafka's own
-// admin API, which at least proves the broker's listeners and ACLs for admin requests.
+// every client runs: producer, consumer and admin.
 #include <kcoro/consumer.hpp>
 #include <kcoro/kcoro.hpp>
 #include <kcoro/security.hpp>
 
 #include "test_support.hpp"
-
-#include <librdkafka/rdkafka.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,12 +18,9 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include <array>
 #include <chrono>
 #include <functional>
-#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -186,63 +180,50 @@ std::vector<std::string> expected_values(int count) {
     return v;
 }
 
-// ---- librdkafka's admin API (until kcoro::admin lands) ---------------------------------
+// ---- admin -----------------------------------------------------------------------------
 
-using rk_ptr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
+/// What an admin client reported while creating `topic` (2 partitions) and describing it.
+struct admin_outcome {
+    kcoro::error_code created;
+    std::string create_error; // e.what() when create_topic threw
+    int partitions = -1;      // from describe_topic once the topic is ready
+    std::string logs;         // every log line and client error text
+};
 
-rk_ptr raw_client(const kcoro::config& cfg) {
-    std::array<char, 512> errstr{};
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    for (const auto& [k, v] : cfg.entries())
-        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr.data(), errstr.size()) != RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            throw std::runtime_error(fmt::format("raw admin client: config key '{}' rejected", k));
+asio::awaitable<void> pause(std::chrono::milliseconds d) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, d);
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+admin_outcome create_and_describe(const kcoro::config& cfg, const std::string& topic, std::chrono::seconds limit = 60s) {
+    admin_outcome out;
+    kcoro::admin_options options;
+    options.on_log = [&](const kcoro::log_entry& e) { out.logs += fmt::format("{}\n", e); };
+    options.on_error = [&](const kcoro::client_error& e) { out.logs += fmt::format("{}\n", e); };
+    asio::io_context io;
+    kcoro::admin admin(io, cfg, std::move(options));
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        try {
+            const kcoro::new_topic t{.name = topic, .partitions = 2};
+            co_await admin.create_topic(t);
+        } catch (const kcoro::error& e) {
+            out.created = e.code();
+            out.create_error = e.what();
         }
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
-    if (!rk) throw std::runtime_error(errstr.data());
-    return {rk, &rd_kafka_destroy};
-}
-
-/// Creates `topic` (2 partitions) with CreateTopics and returns its per-topic error.
-rd_kafka_resp_err_t raw_create_topic(rd_kafka_t* rk, const std::string& topic, std::string& text) {
-    std::array<char, 512> errstr{};
-    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), 2, 1, errstr.data(), errstr.size());
-    REQUIRE(nt);
-    std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> q(rd_kafka_queue_new(rk),
-                                                                            &rd_kafka_queue_destroy);
-    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, 30000, errstr.data(), errstr.size());
-    rd_kafka_CreateTopics(rk, &nt, 1, opts, q.get());
-    rd_kafka_AdminOptions_destroy(opts);
-    rd_kafka_NewTopic_destroy(nt);
-    std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> ev(rd_kafka_queue_poll(q.get(), 40000),
-                                                                             &rd_kafka_event_destroy);
-    REQUIRE(ev);
-    if (rd_kafka_event_error(ev.get())) {
-        text = rd_kafka_event_error_string(ev.get());
-        return rd_kafka_event_error(ev.get());
-    }
-    size_t n = 0;
-    const rd_kafka_topic_result_t** res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
-    REQUIRE(n == 1);
-    if (const char* s = rd_kafka_topic_result_error_string(res[0])) text = s;
-    return rd_kafka_topic_result_error(res[0]);
-}
-
-/// The partition count of `topic` from metadata requests (-1: not found). A new topic's
-/// leaders take a moment to appear: bounded retries.
-int raw_partition_count(rd_kafka_t* rk, const std::string& topic) {
-    std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(rd_kafka_topic_new(rk, topic.c_str(), nullptr),
-                                                                              &rd_kafka_topic_destroy);
-    int count = -1;
-    for (int attempt = 0; attempt < 40 && count < 0; ++attempt) {
-        if (attempt) std::this_thread::sleep_for(250ms);
-        const rd_kafka_metadata_t* md = nullptr;
-        if (rd_kafka_metadata(rk, 0, rkt.get(), &md, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-        if (md->topic_cnt == 1 && !md->topics[0].err) count = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-    }
-    return count;
+        // A new topic's leaders take a moment to be elected (leader_not_available meanwhile).
+        for (int attempt = 0; !out.created && attempt < 50; ++attempt) {
+            auto op = admin.describe_topic(topic, asio::as_tuple(asio::use_awaitable));
+            auto [ec, d] = co_await std::move(op);
+            if (!ec) {
+                out.partitions = static_cast<int>(d.partitions.size());
+                break;
+            }
+            if (!kcoro::is_retriable(ec)) break;
+            co_await pause(100ms);
+        }
+        co_await admin.close(5s, asio::as_tuple(asio::use_awaitable));
+    }, limit);
+    return out;
 }
 
 } // namespace
@@ -267,29 +248,41 @@ TEST_CASE("producer and consumer round trip over every secured listener") {
     }
 }
 
-// kcoro::admin is being written on its own branch (`admin`); until it lands this proves
-// admin requests (CreateTopics, Metadata) over every secured listener with librdkafka's
-// own admin API and the same properties. When it lands: for each round_trips() connection,
-// create_topic() a topic named allowed_topic(...) then describe_topic() it; create_topic()
-// of a topic outside the allowed prefix fails with errc::topic_authorization_failed; and
-// for each refused_connections() entry a pending create_topic() fails with r.expected
-// within run_bounded's bound. That last one needs admin_impl::on_error to fail pending
-// requests on an authentication/SSL error event as producer_impl::on_refused does
-// (otherwise they end with a timeout after the request timeout).
-TEST_CASE("admin requests (librdkafka's admin API) round trip over every secured listener") {
+TEST_CASE("admin requests round trip over every secured listener") {
     for (const auto& c : round_trips()) {
         CAPTURE(c.name);
-        rk_ptr rk = raw_client(cluster().client_config(c.listener, c.user, c.mechanism));
-        const std::string topic = allowed_topic("admin");
-        std::string text;
-        CHECK_MESSAGE(raw_create_topic(rk.get(), topic, text) == RD_KAFKA_RESP_ERR_NO_ERROR, text);
-        CHECK(raw_partition_count(rk.get(), topic) == 2);
+        admin_outcome out;
+        const std::string err = kcoro::test::capture_stderr(
+            [&] { out = create_and_describe(cluster().client_config(c.listener, c.user, c.mechanism), allowed_topic("admin")); });
+        CHECK_MESSAGE(!out.created, out.create_error);
+        CHECK(out.partitions == 2);
+        check_no_secret(out.logs, "logs");
+        check_no_secret(err, "stderr");
     }
-    // And the ACLs hold for admin requests too.
-    rk_ptr rk = raw_client(cluster().client_config("SASL_SSL", "scram"));
-    std::string text;
-    CHECK(raw_create_topic(rk.get(), unique_topic("kcoro-denied-admin"), text) ==
-          RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+}
+
+TEST_CASE("creating a topic without the ACL fails with topic_authorization_failed naming the topic") {
+    const std::string topic = unique_topic("kcoro-denied-admin");
+    const auto out = create_and_describe(cluster().client_config("SASL_SSL", "scram"), topic);
+    CHECK(out.created == kcoro::errc::topic_authorization_failed);
+    CHECK_MESSAGE(out.create_error.find(topic) != std::string::npos, out.create_error);
+    check_no_secret(out.create_error, "exception");
+}
+
+// Without kcoro's handling the request would end only at its request timeout (30 s), as
+// timed_out: run_bounded's 20 s bound is the test of promptness.
+TEST_CASE("refused connections: a pending admin request fails promptly with the typed error") {
+    for (const auto& r : refused_connections()) {
+        CAPTURE(r.name);
+        admin_outcome out;
+        const std::string err =
+            kcoro::test::capture_stderr([&] { out = create_and_describe(r.make(), allowed_topic("refused"), 20s); });
+        CHECK_MESSAGE(out.created == r.expected, out.created.message(), " ", out.create_error);
+        CHECK(out.partitions == -1);
+        check_no_secret(out.create_error, "exception");
+        check_no_secret(out.logs, "logs");
+        check_no_secret(err, "stderr");
+    }
 }
 
 // The README's example ("Connecting to a secured cluster"), with this cluster's user,

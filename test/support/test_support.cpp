@@ -18,7 +18,19 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace kcoro::test {
+
+#if defined(__SANITIZE_ADDRESS__)
+librdkafka_leak_exempt::librdkafka_leak_exempt() noexcept { __lsan_disable(); }
+librdkafka_leak_exempt::~librdkafka_leak_exempt() { __lsan_enable(); }
+#else
+librdkafka_leak_exempt::librdkafka_leak_exempt() noexcept = default;
+librdkafka_leak_exempt::~librdkafka_leak_exempt() = default;
+#endif
 
 void run_bounded(boost::asio::io_context& io, std::function<boost::asio::awaitable<void>()> main,
                  std::chrono::seconds limit) {

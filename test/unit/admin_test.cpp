@@ -151,7 +151,13 @@ TEST_CASE("what the mock cluster does not implement fails with a typed error, no
     kcoro::mock_cluster cluster(1);
     cluster.create_topic("t", 1);
     asio::io_context io;
-    kcoro::admin admin(io, admin_config(cluster), {.request_timeout = 1s});
+    // librdkafka 2.0.2 leaks a reply queue made in rd_kafka_new (and the operations it
+    // holds) when a fan-out request (DeleteRecords, ListConsumerGroups) fails because
+    // the broker lacks the API, as here.
+    auto admin = [&] {
+        const kcoro::test::librdkafka_leak_exempt exempt;
+        return kcoro::admin(io, admin_config(cluster), {.request_timeout = 1s});
+    }();
     run_bounded(io, [&]() -> asio::awaitable<void> {
         // Configs go to the controller, which the mock never names: the request times out.
         auto [configs, entries] =

@@ -214,7 +214,9 @@ TEST_CASE("mistakes in using the mock cluster are reported with what was wrong")
     // Everything else about brokers takes all_brokers or an existing id.
     cluster.broker_down(kcoro::mock_cluster::all_brokers);
     cluster.broker_up(kcoro::mock_cluster::all_brokers);
-    cluster.set_rack(1, "rack-a");
+    // librdkafka 2.0.2 never frees a mock broker's rack (it is copied on the mock
+    // cluster's own thread, out of reach of an exemption): not under LeakSanitizer.
+    if (!kcoro::test::leak_checked) cluster.set_rack(1, "rack-a");
     cluster.set_group_coordinator("group", 2);
     cluster.set_transaction_coordinator("txn", 1);
     // A moved-from cluster can be assigned a new one.
