@@ -122,6 +122,29 @@ int leader_of(rd_kafka_t* rk, const std::string& topic, int partition) {
     return leader;
 }
 
+/// Blocks until every partition of every topic (__consumer_offsets included) has a leader
+/// and a full ISR, or `limit` passed; returns whether it did. A test that follows broker
+/// kills must not depend on how far the cluster recovered from them.
+bool wait_until_fully_replicated(const std::string& bootstrap, std::chrono::seconds limit) {
+    auto rk = admin_client(bootstrap);
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    do {
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(rk.get(), 1, nullptr, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            bool healthy = md->broker_cnt >= 3;
+            for (int t = 0; healthy && t < md->topic_cnt; ++t)
+                for (int p = 0; healthy && p < md->topics[t].partition_cnt; ++p) {
+                    const auto& part = md->topics[t].partitions[p];
+                    healthy = part.leader >= 0 && part.isr_cnt == part.replica_cnt;
+                }
+            rd_kafka_metadata_destroy(md);
+            if (healthy) return true;
+        }
+        std::this_thread::sleep_for(500ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return false;
+}
+
 // Waits (on the executor, without blocking it) until `done()`, or at most `limit`.
 // Returns done().
 asio::awaitable<bool> wait_until(std::function<bool()> done, std::chrono::seconds limit = 300s) {
@@ -324,6 +347,8 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
     const std::string group = unique_topic("fault-group");
     constexpr int partitions = 3;
     constexpr int total = 60'000;
+    // The previous test killed and restarted every node: start from a recovered cluster.
+    CHECK(wait_until_fully_replicated(env.bootstrap, 180s));
     create_replicated_topic(env.bootstrap, topic, partitions);
 
     sequence_checker check;
