@@ -22,6 +22,49 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#include <cerrno>
+#include <pthread.h>
+#include <threads.h>
+
+// librdkafka runs its threads with C11 thrd_create/thrd_join, which glibc 2.34+ implements
+// without going through pthread_create/pthread_join: gcc 12's ThreadSanitizer never sees
+// those threads start and crashes in their first malloc. These definitions (the
+// executable's win over libc's, for librdkafka too) go through the pthread functions,
+// which TSan intercepts.
+namespace {
+struct c11_thread_start {
+    thrd_start_t func;
+    void* arg;
+};
+void* run_c11_thread(void* p) {
+    const c11_thread_start start = *static_cast<c11_thread_start*>(p);
+    delete static_cast<c11_thread_start*>(p);
+    return reinterpret_cast<void*>(static_cast<std::intptr_t>(start.func(start.arg)));
+}
+} // namespace
+
+extern "C" int thrd_create(thrd_t* thread, thrd_start_t func, void* arg) {
+    auto* start = new c11_thread_start{func, arg};
+    const int rc = pthread_create(thread, nullptr, run_c11_thread, start);
+    if (rc == 0) return thrd_success;
+    delete start;
+    return rc == ENOMEM ? thrd_nomem : thrd_error;
+}
+
+// Joins and detaches must be seen too, or TSan takes a reused thread id for a live thread.
+extern "C" int thrd_join(thrd_t thread, int* result) {
+    void* value = nullptr;
+    if (pthread_join(thread, &value) != 0) return thrd_error;
+    if (result) *result = static_cast<int>(reinterpret_cast<std::intptr_t>(value));
+    return thrd_success;
+}
+
+extern "C" int thrd_detach(thrd_t thread) { return pthread_detach(thread) == 0 ? thrd_success : thrd_error; }
+
+extern "C" void thrd_exit(int result) { pthread_exit(reinterpret_cast<void*>(static_cast<std::intptr_t>(result))); }
+#endif
+
 namespace kcoro::test {
 
 #if defined(__SANITIZE_ADDRESS__)
