@@ -23,7 +23,9 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kcoro::test::real_bootstrap;
+using kcoro::test::describe_when_ready;
 using kcoro::test::run_bounded;
+using kcoro::test::sleep_for;
 using kcoro::test::unique_topic;
 
 namespace {
@@ -42,25 +44,6 @@ const kcoro::config_entry* entry_of(const std::vector<kcoro::config_entry>& entr
     for (const auto& e : entries)
         if (e.name == name) return &e;
     return nullptr;
-}
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, d);
-    co_await timer.async_wait(asio::use_awaitable);
-}
-
-// A topic just created may briefly report leader_not_available (a retriable error)
-// while its leader is elected: describe it once it is ready.
-asio::awaitable<kcoro::topic_description> describe_when_ready(kcoro::admin& admin, const std::string& topic) {
-    for (int attempt = 0;; ++attempt) {
-        auto op = admin.describe_topic(topic, asio::as_tuple(asio::use_awaitable));
-        auto [ec, d] = co_await std::move(op);
-        if (!ec || !kcoro::is_retriable(ec) || attempt == 50) {
-            if (ec) throw kcoro::error(ec, d.message);
-            co_return d;
-        }
-        co_await sleep_for(100ms);
-    }
 }
 
 } // namespace

@@ -190,11 +190,6 @@ struct admin_outcome {
     std::string logs;         // every log line and client error text
 };
 
-asio::awaitable<void> pause(std::chrono::milliseconds d) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, d);
-    co_await timer.async_wait(asio::use_awaitable);
-}
-
 admin_outcome create_and_describe(const kcoro::config& cfg, const std::string& topic, std::chrono::seconds limit = 60s) {
     admin_outcome out;
     kcoro::admin_options options;
@@ -210,16 +205,13 @@ admin_outcome create_and_describe(const kcoro::config& cfg, const std::string& t
             out.created = e.code();
             out.create_error = e.what();
         }
-        // A new topic's leaders take a moment to be elected (leader_not_available meanwhile).
-        for (int attempt = 0; !out.created && attempt < 50; ++attempt) {
-            auto op = admin.describe_topic(topic, asio::as_tuple(asio::use_awaitable));
-            auto [ec, d] = co_await std::move(op);
-            if (!ec) {
+        if (!out.created) {
+            try {
+                const auto d = co_await kcoro::test::describe_when_ready(admin, topic);
                 out.partitions = static_cast<int>(d.partitions.size());
-                break;
+            } catch (const kcoro::error&) {
+                // partitions stays -1
             }
-            if (!kcoro::is_retriable(ec)) break;
-            co_await pause(100ms);
         }
         co_await admin.close(5s, asio::as_tuple(asio::use_awaitable));
     }, limit);

@@ -4,7 +4,10 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <fmt/format.h>
 
@@ -74,6 +77,23 @@ librdkafka_leak_exempt::~librdkafka_leak_exempt() { __lsan_enable(); }
 librdkafka_leak_exempt::librdkafka_leak_exempt() noexcept = default;
 librdkafka_leak_exempt::~librdkafka_leak_exempt() = default;
 #endif
+
+boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, d);
+    co_await timer.async_wait(boost::asio::deferred);
+}
+
+boost::asio::awaitable<topic_description> describe_when_ready(admin& client, const std::string& topic) {
+    for (int attempt = 0;; ++attempt) {
+        auto op = client.describe_topic(topic, boost::asio::as_tuple(boost::asio::deferred));
+        auto [ec, d] = co_await std::move(op);
+        if (!ec || !is_retriable(ec) || attempt == 50) {
+            if (ec) throw error(ec, d.message);
+            co_return d;
+        }
+        co_await sleep_for(std::chrono::milliseconds(100));
+    }
+}
 
 void run_bounded(boost::asio::io_context& io, std::function<boost::asio::awaitable<void>()> main,
                  std::chrono::seconds limit) {

@@ -1,6 +1,7 @@
 // Helpers shared by kcoro's tests.
 #pragma once
 
+#include <kcoro/admin.hpp>
 #include <kcoro/config.hpp>
 #include <kcoro/record.hpp>
 
@@ -44,6 +45,14 @@ public:
 /// alive for as long as its coroutine runs.
 void run_bounded(boost::asio::io_context& io, std::function<boost::asio::awaitable<void>()> main,
                  std::chrono::seconds limit = std::chrono::seconds(60));
+
+/// Waits `d` on the current coroutine's executor, without blocking it.
+boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d);
+
+/// describe_topic, retried while it fails with a retriable error (a topic just created
+/// reports leader_not_available while its leader is elected), at most 50 times 100 ms
+/// apart. Throws kcoro::error with the last error.
+boost::asio::awaitable<topic_description> describe_when_ready(admin& client, const std::string& topic);
 
 /// A record as read back with librdkafka's plain consumer API.
 struct consumed {

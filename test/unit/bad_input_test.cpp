@@ -28,6 +28,7 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kcoro::test::run_bounded;
+using kcoro::test::sleep_for;
 
 namespace {
 
@@ -49,11 +50,6 @@ std::vector<kcoro::partition_offset> from_beginning(const std::string& topic, in
     std::vector<kcoro::partition_offset> out;
     for (int p = 0; p < partitions; ++p) out.push_back({topic, p, kcoro::offsets::beginning});
     return out;
-}
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::deferred);
 }
 
 template <class Make>

@@ -31,6 +31,7 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kcoro::test::run_bounded;
+using kcoro::test::sleep_for;
 using kcoro::test::sequence_checker;
 
 namespace {
@@ -67,11 +68,6 @@ kcoro::config reader_config(const kcoro::mock_cluster& cluster, const std::strin
 
 const kcoro::producer_options quiet{.on_log = [](const kcoro::log_entry&) {},
                                     .on_error = [](const kcoro::client_error&) {}};
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::deferred);
-}
 
 // Produces `total` numbered records round-robin over the partitions with at most `window`
 // deliveries outstanding, running `faults[i]` just before record i. Acknowledged records

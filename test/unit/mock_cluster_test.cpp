@@ -26,6 +26,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 using kcoro::test::run_bounded;
+using kcoro::test::sleep_for;
 
 namespace {
 
@@ -49,11 +50,6 @@ private:
 };
 
 // ---- test helpers ---------------------------------------------------------------------
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, d);
-    co_await timer.async_wait(asio::use_awaitable);
-}
 
 } // namespace
 

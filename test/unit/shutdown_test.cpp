@@ -24,6 +24,7 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kcoro::test::run_bounded;
+using kcoro::test::sleep_for;
 
 namespace {
 
@@ -42,11 +43,6 @@ kcoro::config consumer_config(const kcoro::mock_cluster& cluster, const std::str
             {"heartbeat.interval.ms", "100"},
             {"fetch.wait.max.ms", "10"},
             {"log_level", "0"}};
-}
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::deferred);
 }
 
 std::vector<kcoro::record> numbered(const std::string& topic, int n, int partitions) {
