@@ -362,7 +362,7 @@ void admin_impl::start_blocking(std::unique_ptr<typed_op<T>> op, blocking_job<T>
         pending_.emplace(id, std::move(op));
     }
     // The client is destroyed on this same worker thread, after this job.
-    worker_.run([self = shared_from_this(), id, run = std::move(run), work = boost::asio::make_work_guard(executor_)] {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), id, run = std::move(run)] {
         error_code ec;
         // Cancelled, or aborted by close: the job stops waiting at its next slice.
         const auto abandoned = [&] {
@@ -370,7 +370,7 @@ void admin_impl::start_blocking(std::unique_ptr<typed_op<T>> op, blocking_job<T>
             return self->context_gone_.load() || !self->pending_.contains(id);
         };
         T value = run(self->rk_.get(), ec, abandoned);
-        self->post_to_strand([self, id, ec, value = std::move(value), work]() mutable {
+        self->post_to_strand([self = self.shared(), id, ec, value = std::move(value)]() mutable {
             if (auto op = self->take(id)) {
                 static_cast<typed_op<T>*>(op.get())->complete(ec, std::move(value));
                 self->after_operation();
@@ -496,7 +496,7 @@ void admin_impl::finish_close(bool clean) {
     finishing_ = true;
     if (close_timer_) close_timer_->cancel();
     bridge_->stop();
-    worker_.run([self = shared_from_this(), clean, work = boost::asio::make_work_guard(executor_)] {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), clean] {
         self->queue_.reset();
         self->rk_.reset(); // rd_kafka_destroy may block briefly: here, not on the executor
         std::vector<any_completion_handler<void(error_code)>> handlers;

@@ -1049,8 +1049,8 @@ std::optional<std::int64_t> consumer_impl::lag(const topic_partition& tp) const 
 
 void consumer_impl::committed(std::vector<topic_partition> partitions, std::chrono::milliseconds timeout,
                               any_completion_handler<void(error_code, std::vector<partition_offset>)> h) {
-    worker_.run([self = shared_from_this(), parts = std::move(partitions), timeout,
-                 work = boost::asio::make_work_guard(executor_), h = std::move(h)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), parts = std::move(partitions), timeout,
+                 h = std::move(h)]() mutable {
         // Only the worker releases the client, so it may use rk_ without the lock.
         if (!self->rk_) return self->complete_with(std::move(h), error_code(errc::client_closed), {});
         auto list = make_list(parts);
@@ -1062,8 +1062,8 @@ void consumer_impl::committed(std::vector<topic_partition> partitions, std::chro
 
 void consumer_impl::offsets_for_times(std::vector<partition_offset> times, std::chrono::milliseconds timeout,
                                       any_completion_handler<void(error_code, std::vector<partition_offset>)> h) {
-    worker_.run([self = shared_from_this(), times = std::move(times), timeout,
-                 work = boost::asio::make_work_guard(executor_), h = std::move(h)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), times = std::move(times), timeout,
+                 h = std::move(h)]() mutable {
         if (!self->rk_) return self->complete_with(std::move(h), error_code(errc::client_closed), {});
         auto list = make_list(times);
         auto err = rd_kafka_offsets_for_times(self->rk_, list.get(), static_cast<int>(timeout.count()));
@@ -1074,7 +1074,7 @@ void consumer_impl::offsets_for_times(std::vector<partition_offset> times, std::
 
 void consumer_impl::watermark_offsets(topic_partition tp, std::chrono::milliseconds timeout,
                                       any_completion_handler<void(error_code, watermarks)> h) {
-    worker_.run([self = shared_from_this(), tp = std::move(tp), timeout, work = boost::asio::make_work_guard(executor_),
+    worker_.run([self = worker_hold(shared_from_this(), executor_), tp = std::move(tp), timeout,
                  h = std::move(h)]() mutable {
         if (!self->rk_) return self->complete_with(std::move(h), error_code(errc::client_closed), watermarks{});
         watermarks w;
@@ -1172,7 +1172,7 @@ void consumer_impl::finish_close() {
     bridge_->stop();
     side_bridge_->stop();
     rebalances_.clear();
-    worker_.run([self = shared_from_this(), work = boost::asio::make_work_guard(executor_)] {
+    worker_.run([self = worker_hold(shared_from_this(), executor_)] {
         std::shared_ptr<consumer_client> client;
         {
             std::lock_guard lock(self->client_mutex_);

@@ -681,8 +681,8 @@ void producer_impl::flush(std::chrono::milliseconds timeout, any_completion_hand
     }
     const auto deadline = timeout == producer::no_timeout ? clock::time_point::max() : clock::now() + timeout;
     auto [wrapped, wait] = cancellable_wait::wrap(std::move(handler), executor_);
-    worker_.run([self = shared_from_this(), deadline, work = boost::asio::make_work_guard(executor_),
-                 h = std::move(wrapped), wait = std::move(wait)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), deadline, h = std::move(wrapped),
+                 wait = std::move(wait)]() mutable {
         const bool done = self->flush_until(deadline, false, wait.get());
         error_code ec;
         if (!done)
@@ -704,14 +704,14 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
         if (state_.exchange(lifecycle::closing) == lifecycle::closing) return; // already under way
     }
     const auto deadline = timeout == producer::no_timeout ? clock::time_point::max() : clock::now() + timeout;
-    worker_.run([self = shared_from_this(), deadline, work = boost::asio::make_work_guard(executor_)] {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), deadline] {
         // An open transaction is aborted, not left for the broker to time out.
         if (self->transactional_) self->abort_open_transaction_for_close(deadline);
         bool clean = self->flush_until(deadline, true);
         if (!clean) {
             // Out of time: abort what is left. Purged records get delivery reports with
             // _PURGE_QUEUE / _PURGE_INFLIGHT, which the executor completes as usual.
-            self->post_to_strand([self] { self->abort_waiting(); });
+            self->post_to_strand([self = self.shared()] { self->abort_waiting(); });
             rd_kafka_purge(self->rk_.get(), purge_all);
             // Purged reports come at once; the bound only guards against an executor
             // that stopped running.
@@ -720,7 +720,7 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
                    clock::now() < purge_deadline) {
             }
         }
-        self->post_to_strand([self, clean, work] {
+        self->post_to_strand([self = self.shared(), clean] {
             self->abort_waiting();
             // Every remaining report completes its operation before the queue goes: the
             // bridge's stop() drains a single turn. A throwing handler must not stop
@@ -734,7 +734,7 @@ void producer_impl::close(std::chrono::milliseconds timeout, any_completion_hand
                 }
             }
             self->bridge_->stop();
-            self->worker_.run([self, clean] {
+            self->worker_.run([self = worker_hold(self, self->executor_), clean] {
                 {
                     std::lock_guard lock(self->client_mutex_);
                     self->last_topic_.store(nullptr);

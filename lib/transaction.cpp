@@ -196,8 +196,7 @@ void producer_impl::init_transactions(any_completion_handler<void(error_code)> h
         complete_with(std::move(handler), errc::not_configured);
         return;
     }
-    worker_.run([self = shared_from_this(), work = boost::asio::make_work_guard(executor_),
-                 h = std::move(handler)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), h = std::move(handler)]() mutable {
         const error_code ec = self->prepare_transactions(clock::now() + self->transaction_timeout_);
         post_result(*self, std::move(h), ec);
     });
@@ -209,8 +208,7 @@ void producer_impl::begin_transaction(begin_handler handler) {
         post_result(*this, std::move(handler), error_code(errc::not_configured), kcoro::transaction{});
         return;
     }
-    worker_.run([self = shared_from_this(), work = boost::asio::make_work_guard(executor_),
-                 h = std::move(handler)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), h = std::move(handler)]() mutable {
         error_code ec = self->prepare_transactions(clock::now() + self->transaction_timeout_);
         if (!ec) {
             std::lock_guard lock(self->txn_mutex_);
@@ -227,7 +225,7 @@ void producer_impl::begin_transaction(begin_handler handler) {
             post_result(*self, std::move(h), ec, kcoro::transaction{});
             return;
         }
-        auto tx = std::make_shared<transaction_state>(self);
+        auto tx = std::make_shared<transaction_state>(self.shared());
         {
             std::lock_guard lock(self->txn_mutex_);
             self->txn_phase_ = txn_phase::open;
@@ -272,8 +270,8 @@ void producer_impl::send_offsets(const std::shared_ptr<transaction_state>& tx, s
         complete_with(std::move(handler), {});
         return;
     }
-    worker_.run([self = shared_from_this(), tx, offsets = std::move(offsets), group = std::move(group),
-                 work = boost::asio::make_work_guard(executor_), h = std::move(handler)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), tx, offsets = std::move(offsets),
+                 group = std::move(group), h = std::move(handler)]() mutable {
         if (const status st = tx->state.load(); st != status::open)
             return post_result(*self, std::move(h), not_open(*self, st, "send offsets"));
         if (!self->rk_) return post_result(*self, std::move(h), error_code(errc::client_closed));
@@ -318,8 +316,7 @@ void producer_impl::commit_transaction(const std::shared_ptr<transaction_state>&
         return;
     }
     transaction_open_.store(false);
-    worker_.run([self = shared_from_this(), tx, work = boost::asio::make_work_guard(executor_),
-                 h = std::move(handler)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), tx, h = std::move(handler)]() mutable {
         if (!self->rk_) {
             self->finish_transaction(*tx, status::aborted, txn_phase::must_abort);
             return post_result(*self, std::move(h), error_code(errc::client_closed));
@@ -366,8 +363,7 @@ void producer_impl::abort_transaction(const std::shared_ptr<transaction_state>& 
         return;
     }
     transaction_open_.store(false);
-    worker_.run([self = shared_from_this(), tx, work = boost::asio::make_work_guard(executor_),
-                 h = std::move(handler)]() mutable {
+    worker_.run([self = worker_hold(shared_from_this(), executor_), tx, h = std::move(handler)]() mutable {
         if (!self->rk_) {
             self->finish_transaction(*tx, status::aborted, txn_phase::must_abort);
             return post_result(*self, std::move(h), error_code(errc::client_closed));
