@@ -66,6 +66,49 @@ extern "C" int thrd_join(thrd_t thread, int* result) {
 extern "C" int thrd_detach(thrd_t thread) { return pthread_detach(thread) == 0 ? thrd_success : thrd_error; }
 
 extern "C" void thrd_exit(int result) { pthread_exit(reinterpret_cast<void*>(static_cast<std::intptr_t>(result))); }
+
+// The same for librdkafka's C11 mutexes and condition variables, which glibc implements
+// on its internal pthread functions, out of TSan's sight: without these every hand-off
+// through librdkafka (a partitioner called on its thread, an event read on ours) would
+// look like a race. glibc's mtx_t and cnd_t are its pthread_mutex_t and pthread_cond_t.
+namespace {
+int c11_result(int rc) {
+    switch (rc) {
+    case 0: return thrd_success;
+    case EBUSY: return thrd_busy;
+    case ETIMEDOUT: return thrd_timedout;
+    case ENOMEM: return thrd_nomem;
+    default: return thrd_error;
+    }
+}
+pthread_mutex_t* native(mtx_t* m) { return reinterpret_cast<pthread_mutex_t*>(m); }
+pthread_cond_t* native(cnd_t* c) { return reinterpret_cast<pthread_cond_t*>(c); }
+} // namespace
+
+extern "C" int mtx_init(mtx_t* m, int type) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    if (type & mtx_recursive) pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    const int rc = pthread_mutex_init(native(m), &attr);
+    pthread_mutexattr_destroy(&attr);
+    return c11_result(rc);
+}
+extern "C" int mtx_lock(mtx_t* m) { return c11_result(pthread_mutex_lock(native(m))); }
+extern "C" int mtx_trylock(mtx_t* m) { return c11_result(pthread_mutex_trylock(native(m))); }
+extern "C" int mtx_timedlock(mtx_t* __restrict m, const struct timespec* __restrict until) {
+    return c11_result(pthread_mutex_timedlock(native(m), until));
+}
+extern "C" int mtx_unlock(mtx_t* m) { return c11_result(pthread_mutex_unlock(native(m))); }
+extern "C" void mtx_destroy(mtx_t* m) { pthread_mutex_destroy(native(m)); }
+
+extern "C" int cnd_init(cnd_t* c) { return c11_result(pthread_cond_init(native(c), nullptr)); }
+extern "C" int cnd_signal(cnd_t* c) { return c11_result(pthread_cond_signal(native(c))); }
+extern "C" int cnd_broadcast(cnd_t* c) { return c11_result(pthread_cond_broadcast(native(c))); }
+extern "C" int cnd_wait(cnd_t* c, mtx_t* m) { return c11_result(pthread_cond_wait(native(c), native(m))); }
+extern "C" int cnd_timedwait(cnd_t* __restrict c, mtx_t* __restrict m, const struct timespec* __restrict until) {
+    return c11_result(pthread_cond_timedwait(native(c), native(m), until));
+}
+extern "C" void cnd_destroy(cnd_t* c) { pthread_cond_destroy(native(c)); }
 #endif
 
 namespace kcoro::test {
