@@ -203,8 +203,14 @@ struct steady_window {
     std::size_t at_from = 0, at_to = 0;
     explicit steady_window(std::size_t n) : from(n / 5), to(n * 4 / 5) {}
     void on_done(std::size_t before, std::size_t after) {
-        if (before < from && after >= from) at_from = bench_allocations();
-        if (before < to && after >= to) at_to = bench_allocations();
+        if (before < from && after >= from) {
+            at_from = bench_allocations();
+            bench_trace_allocations(true);
+        }
+        if (before < to && after >= to) {
+            at_to = bench_allocations();
+            bench_trace_allocations(false);
+        }
     }
     double per_message() const { return double(at_to - at_from) / double(to - from); }
 };

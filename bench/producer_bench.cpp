@@ -86,8 +86,14 @@ struct steady_window {
     std::size_t at_from = 0, at_to = 0;
     explicit steady_window(std::size_t n) : total(n), from(n / 5), to(n * 4 / 5) {}
     void on_done(std::size_t done_before, std::size_t done_after) {
-        if (done_before < from && done_after >= from) at_from = bench_allocations();
-        if (done_before < to && done_after >= to) at_to = bench_allocations();
+        if (done_before < from && done_after >= from) {
+            at_from = bench_allocations();
+            bench_trace_allocations(true);
+        }
+        if (done_before < to && done_after >= to) {
+            at_to = bench_allocations();
+            bench_trace_allocations(false);
+        }
     }
     double per_message() const { return double(at_to - at_from) / double(to - from); }
 };
