@@ -3,7 +3,11 @@
 
 #include <kcoro/error.hpp>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -24,9 +28,58 @@ int make_eventfd() {
 
 } // namespace
 
+// Everything the bridge waits with is typed on its strand's concrete executor. On an
+// io_context (by far the usual case) that is strand<io_context::executor_type>: Asio 1.81
+// answers a `blocking` query made through any_io_executor with a heap-allocated result, and
+// a strand asks it on every hop, so a strand over any_io_executor allocated at each drain
+// turn and wake-up. Other executors (a thread_pool's, a user's strand) get the generic strand.
+struct event_bridge::waiter {
+    virtual ~waiter() = default;
+    virtual boost::asio::any_io_executor executor() const = 0;
+    virtual int fd() noexcept = 0;
+    virtual void wait(event_bridge& bridge) = 0;
+    virtual void arm_timer(event_bridge& bridge) = 0;
+    virtual void post_drain(event_bridge& bridge) = 0;
+    virtual void cancel() = 0;
+};
+
+template <class Strand>
+struct event_bridge::waiter_on final : event_bridge::waiter {
+    Strand strand;
+    boost::asio::posix::basic_stream_descriptor<Strand> eventfd;
+    boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>,
+                                      Strand>
+        timer;
+
+    explicit waiter_on(Strand s) : strand(std::move(s)), eventfd(strand, make_eventfd()), timer(strand) {}
+
+    boost::asio::any_io_executor executor() const override { return strand; }
+    int fd() noexcept override { return eventfd.native_handle(); }
+    void wait(event_bridge& bridge) override {
+        eventfd.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [&bridge, keep = bridge.owner_](const boost::system::error_code& ec) {
+                               bridge.on_readable(ec);
+                           });
+    }
+    void arm_timer(event_bridge& bridge) override {
+        timer.expires_after(safety_interval);
+        timer.async_wait([&bridge, keep = bridge.owner_](const boost::system::error_code& ec) { bridge.on_timer(ec); });
+    }
+    void post_drain(event_bridge& bridge) override {
+        boost::asio::post(strand, [&bridge, keep = bridge.owner_] {
+            bridge.drain_posted_ = false;
+            if (bridge.running_) bridge.drain();
+        });
+    }
+    void cancel() override {
+        boost::system::error_code ignored;
+        eventfd.cancel(ignored);
+        timer.cancel();
+    }
+};
+
 event_bridge::event_bridge(const boost::asio::any_io_executor& executor, rd_kafka_queue_t* queue)
-    : strand_(boost::asio::make_strand(executor)), queue_(queue), eventfd_(strand_, make_eventfd()),
-      timer_(strand_) {}
+    : waiter_(make_waiter(executor)), strand_(waiter_->executor()), queue_(queue) {}
 
 event_bridge::~event_bridge() {
     if (queue_) rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
@@ -39,35 +92,36 @@ void event_bridge::start(std::shared_ptr<void> owner, event_sink* sink) {
     // librdkafka writes this payload to the fd on each empty-to-non-empty transition.
     // An eventfd takes only 8-byte writes: a shorter payload fails silently and stalls.
     static constexpr std::uint64_t one = 1;
-    rd_kafka_queue_io_event_enable(queue_, eventfd_.native_handle(), &one, sizeof one);
+    rd_kafka_queue_io_event_enable(queue_, waiter_->fd(), &one, sizeof one);
     // Events queued before the fd was set never wrote it: drain once now.
-    boost::asio::post(strand_, [this, keep = owner_] {
-        if (running_) drain();
-    });
+    post_drain();
     wait();
     arm_timer();
 }
 
-void event_bridge::wait() {
-    eventfd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                        [this, keep = owner_](const boost::system::error_code& ec) {
-                            if (ec || !running_) return;
-                            std::uint64_t count;
-                            [[maybe_unused]] auto n = ::read(eventfd_.native_handle(), &count, sizeof count);
-                            // Wait again first: a handler that throws out of drain() must
-                            // not leave the bridge deaf.
-                            wait();
-                            drain();
-                        });
+void event_bridge::wait() { waiter_->wait(*this); }
+
+void event_bridge::on_readable(const boost::system::error_code& ec) {
+    if (ec || !running_) return;
+    std::uint64_t count;
+    [[maybe_unused]] auto n = ::read(waiter_->fd(), &count, sizeof count);
+    // Wait again first: a handler that throws out of drain() must not leave the bridge deaf.
+    wait();
+    drain();
 }
 
-void event_bridge::arm_timer() {
-    timer_.expires_after(safety_interval);
-    timer_.async_wait([this, keep = owner_](const boost::system::error_code& ec) {
-        if (ec || !running_) return;
-        arm_timer();
-        drain();
-    });
+void event_bridge::arm_timer() { waiter_->arm_timer(*this); }
+
+void event_bridge::on_timer(const boost::system::error_code& ec) {
+    if (ec || !running_) return;
+    arm_timer();
+    drain();
+}
+
+void event_bridge::post_drain() {
+    if (drain_posted_) return;
+    drain_posted_ = true;
+    waiter_->post_drain(*this);
 }
 
 void event_bridge::drain() {
@@ -87,13 +141,7 @@ void event_bridge::drain() {
         if (!running_) return;
     }
     sink_->after_drain();
-    if (!drain_posted_) {
-        drain_posted_ = true;
-        boost::asio::post(strand_, [this, keep = owner_] {
-            drain_posted_ = false;
-            if (running_) drain();
-        });
-    }
+    post_drain(); // the rest in another turn, so other handlers get to run
 }
 
 void event_bridge::stop() {
@@ -102,9 +150,7 @@ void event_bridge::stop() {
     running_ = false;
     rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
     queue_ = nullptr; // detached for good: the client may now destroy the queue
-    boost::system::error_code ignored;
-    eventfd_.cancel(ignored);
-    timer_.cancel();
+    waiter_->cancel();
     owner_.reset();
 }
 
@@ -113,13 +159,19 @@ void event_bridge::abandon() noexcept {
     running_ = false;
     rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
     queue_ = nullptr;
-    boost::system::error_code ignored;
-    eventfd_.cancel(ignored);
     try {
-        timer_.cancel();
+        waiter_->cancel();
     } catch (...) { // nothing to do: the context is going away
     }
     owner_.reset();
+}
+
+std::unique_ptr<event_bridge::waiter> event_bridge::make_waiter(const boost::asio::any_io_executor& executor) {
+    using io_strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+    using any_strand = boost::asio::strand<boost::asio::any_io_executor>;
+    if (const auto* io = executor.target<boost::asio::io_context::executor_type>())
+        return std::make_unique<waiter_on<io_strand>>(boost::asio::make_strand(*io));
+    return std::make_unique<waiter_on<any_strand>>(boost::asio::make_strand(executor));
 }
 
 } // namespace kcoro::detail

@@ -9,9 +9,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
 #include <memory>
@@ -43,8 +42,6 @@ protected:
 
 class event_bridge {
 public:
-    using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
-
     /// `queue` must outlive the bridge (or stop() must be called first).
     event_bridge(const boost::asio::any_io_executor& executor, rd_kafka_queue_t* queue);
     event_bridge(const event_bridge&) = delete;
@@ -67,25 +64,30 @@ public:
     /// Drains the queue now (on the strand).
     void drain();
 
-    const strand_type& strand() const noexcept { return strand_; }
+    /// The strand the bridge drains on, for the client's own handlers and timers.
+    const boost::asio::any_io_executor& strand() const noexcept { return strand_; }
     bool running() const noexcept { return running_; }
 
 private:
+    // The strand, the eventfd's descriptor and the timer, typed on the strand's concrete
+    // executor (see event_bridge.cpp).
+    struct waiter;
+    template <class Strand>
+    struct waiter_on;
+    static std::unique_ptr<waiter> make_waiter(const boost::asio::any_io_executor& executor);
+
     void wait();
     void arm_timer();
+    void post_drain();
+    void on_readable(const boost::system::error_code& ec);
+    void on_timer(const boost::system::error_code& ec);
 
     static constexpr int max_events_per_turn = 256;
     static constexpr std::chrono::milliseconds safety_interval{500};
 
-    // The descriptor and timer name the strand's concrete type: as any_io_executor it
-    // would not fit the small-object buffer, and each wait's work tracking would
-    // allocate a copy of it.
-    strand_type strand_;
+    std::unique_ptr<waiter> waiter_;
+    boost::asio::any_io_executor strand_;
     rd_kafka_queue_t* queue_;
-    boost::asio::posix::basic_stream_descriptor<strand_type> eventfd_;
-    boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>,
-                                      strand_type>
-        timer_;
     std::shared_ptr<void> owner_;
     event_sink* sink_ = nullptr;
     bool running_ = false;
