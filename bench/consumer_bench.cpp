@@ -197,24 +197,6 @@ struct path_result {
     double allocs_per_msg = 0;
 };
 
-// Windowed allocation counter: snapshots at 20% and 80% of a path's messages.
-struct steady_window {
-    std::size_t from = 0, to = 0;
-    std::size_t at_from = 0, at_to = 0;
-    explicit steady_window(std::size_t n) : from(n / 5), to(n * 4 / 5) {}
-    void on_done(std::size_t before, std::size_t after) {
-        if (before < from && after >= from) {
-            at_from = bench_allocations();
-            bench_trace_allocations(true);
-        }
-        if (before < to && after >= to) {
-            at_to = bench_allocations();
-            bench_trace_allocations(false);
-        }
-    }
-    double per_message() const { return double(at_to - at_from) / double(to - from); }
-};
-
 kcoro::config kcoro_config(const options& o, const std::string& bootstrap) {
     kcoro::config c;
     for (const auto& [k, v] : consumer_properties(o, bootstrap)) c.set(k, v);

@@ -79,25 +79,6 @@ std::vector<std::pair<std::string, std::string>> common_properties(const std::st
     return p;
 }
 
-// Windowed allocation counter: snapshots at 20% and 80% of a path's records.
-struct steady_window {
-    std::size_t total;
-    std::size_t from = 0, to = 0;
-    std::size_t at_from = 0, at_to = 0;
-    explicit steady_window(std::size_t n) : total(n), from(n / 5), to(n * 4 / 5) {}
-    void on_done(std::size_t done_before, std::size_t done_after) {
-        if (done_before < from && done_after >= from) {
-            at_from = bench_allocations();
-            bench_trace_allocations(true);
-        }
-        if (done_before < to && done_after >= to) {
-            at_to = bench_allocations();
-            bench_trace_allocations(false);
-        }
-    }
-    double per_message() const { return double(at_to - at_from) / double(to - from); }
-};
-
 // ---- raw librdkafka ----
 
 struct raw_state {
