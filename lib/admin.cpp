@@ -4,6 +4,7 @@
 #include "detail/client_registry.hpp"
 #include "detail/event_bridge.hpp"
 #include "detail/rdkafka_ptr.hpp"
+#include "detail/refusal.hpp"
 #include "detail/worker_thread.hpp"
 
 #include <boost/asio/append.hpp>
@@ -419,7 +420,7 @@ void admin_impl::on_error(rd_kafka_event_t* event) {
     const client_error e{make_error_code_from_kafka(rd_kafka_event_error(event)),
                          rd_kafka_event_error_string(event) ? rd_kafka_event_error_string(event) : "",
                          rd_kafka_event_error_is_fatal(event) != 0};
-    if (e.code == errc::authentication || e.code == errc::ssl || e.code == errc::sasl_authentication_failed)
+    if (is_refusal(e.code))
         on_refused(e.code, std::string(e.reason));
     if (options_.on_error)
         options_.on_error(e);
@@ -428,11 +429,8 @@ void admin_impl::on_error(rd_kafka_event_t* event) {
 }
 
 void admin_impl::on_refused(error_code code, const std::string& reason) {
-    // librdkafka 2.0 treats a failed authentication or TLS handshake as transient and
-    // retries for ever: requests would end only at their request timeout, as "timed out".
-    // Wrong credentials or an untrusted certificate rarely fix themselves, so what is
-    // outstanding fails now, with the reason. The client keeps reconnecting: operations
-    // started later succeed once the brokers accept it, or fail at the next refusal.
+    // See is_refusal(): operations started later succeed once the brokers accept the
+    // client, or fail at the next refusal.
     std::unordered_map<std::uint64_t, std::unique_ptr<pending_op>> refused;
     {
         std::lock_guard lock(mutex_);

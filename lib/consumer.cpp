@@ -7,6 +7,7 @@
 #include "detail/event_bridge.hpp"
 #include "detail/op_pool.hpp"
 #include "detail/rdkafka_ptr.hpp"
+#include "detail/refusal.hpp"
 #include "detail/worker_thread.hpp"
 
 #include <boost/asio/append.hpp>
@@ -748,8 +749,7 @@ void consumer_impl::on_error_event(rd_kafka_event_t* event) {
     // librdkafka 2.0 treats a refused authentication or TLS handshake as transient and
     // reconnects for ever: without this a receive would wait for ever, silently. It gets
     // the error (and the next receive the next refusal, or messages once accepted).
-    const bool refused = err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
-                         err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
+    const bool refused = is_refusal(make_error_code_from_kafka(err));
     // Any other transient error (a leader moving, a request timing out) is retried by
     // librdkafka even when it names a partition: logged, never failing a receive.
     if (!refused && !is_consumer_error(err) && (!tp || is_retriable(make_error_code_from_kafka(err)))) {

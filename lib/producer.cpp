@@ -3,6 +3,7 @@
 #include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
 #include "detail/producer_impl.hpp"
+#include "detail/refusal.hpp"
 #include "detail/topic_names.hpp"
 
 #include <boost/asio/append.hpp>
@@ -561,7 +562,7 @@ void producer_impl::on_error(rd_kafka_event_t* event) {
         }
         fatal_.store(true, std::memory_order_release);
         on_fatal();
-    } else if (code == errc::authentication || code == errc::ssl || code == errc::sasl_authentication_failed) {
+    } else if (is_refusal(code)) {
         on_refused(code, reason);
     }
     const client_error e{code, reason, fatal};

@@ -49,8 +49,6 @@ private:
     kcoro::producer producer_;
 };
 
-// ---- test helpers ---------------------------------------------------------------------
-
 } // namespace
 
 TEST_SUITE("mock_cluster") {
