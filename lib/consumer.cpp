@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -127,12 +128,50 @@ struct consumer_client {
     kafka_ptr rk;
     queue_ptr queue;
     queue_ptr side_queue;
+    // Set once rd_kafka_consumer_close_queue() has started leaving the group on `queue`.
+    std::atomic<bool> leaving{false};
+
+    consumer_client() = default;
+    consumer_client(const consumer_client&) = delete;
+    consumer_client& operator=(const consumer_client&) = delete;
     ~consumer_client() {
+        if (rk && leaving.load() && !rd_kafka_consumer_closed(rk.get())) finish_leaving();
         queue.reset();
         side_queue.reset();
         // The group was left by close() (or is abandoned with the execution context):
         // never block here on a group handshake.
         if (rk) rd_kafka_destroy_flags(rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+
+private:
+    // A close under way waits for the application to give up its partitions, and librdkafka
+    // would wait for that for ever inside rd_kafka_destroy() (a second close, as the
+    // destroy's, does not take over the first). Released before finishing (the execution
+    // context went away, with the revocation queued or in a hook), the consumer gives them up
+    // here, without hooks, and serves the queue until librdkafka reports the group left.
+    void finish_leaving() noexcept {
+        rd_kafka_t* k = rk.get();
+        const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(k), "COOPERATIVE") == 0;
+        give_up_partitions(k, cooperative, nullptr);
+        // Bounded: leaving waits at most for a LeaveGroup request, which times out first.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+        while (!rd_kafka_consumer_closed(k) && std::chrono::steady_clock::now() < deadline) {
+            event_ptr event(rd_kafka_queue_poll(queue.get(), 100));
+            if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE)
+                give_up_partitions(k, cooperative, rd_kafka_event_topic_partition_list(event.get()));
+        }
+    }
+
+    // `partitions`: a revocation's, or null for the whole current assignment.
+    static void give_up_partitions(rd_kafka_t* k, bool cooperative, rd_kafka_topic_partition_list_t* partitions) {
+        if (!cooperative) {
+            (void)rd_kafka_assign(k, nullptr);
+            return;
+        }
+        rd_kafka_topic_partition_list_t* current = nullptr;
+        if (!partitions && rd_kafka_assignment(k, &current) == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = current;
+        if (partitions) error_ptr ignored{rd_kafka_incremental_unassign(k, partitions)};
+        if (current) rd_kafka_topic_partition_list_destroy(current);
     }
 };
 
@@ -1153,6 +1192,7 @@ void consumer_impl::begin_close() {
         finish_close();
         return;
     }
+    client_->leaving.store(true);
     poll_closed();
 }
 

@@ -17,6 +17,11 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -240,4 +245,68 @@ TEST_CASE("shutdown: a consumer destroyed under load aborts what is pending and 
     }, 60s);
     CHECK(batches.aborted == batches.expected);
     for (const tally* t : {&receives, &batches, &commits}) CHECK(t->completed == t->expected);
+}
+
+// A close hands the group's final revocation to kcoro's queue, and librdkafka waits for the
+// partitions to be given up before it lets rd_kafka_destroy() return. When the execution
+// context goes away first (the revocation queued, or its hook suspended), the consumer gives
+// them up itself: destroying the context must not hang.
+namespace {
+
+// Runs `body` on a thread of its own; a hang ends the test binary with a failure (a hung
+// thread cannot be joined, and doctest would never report).
+void expect_no_hang(const char* what, const std::function<void()>& body) {
+    auto finished = std::async(std::launch::async, body);
+    if (finished.wait_for(60s) != std::future_status::ready) {
+        std::fprintf(stderr, "FAILED: %s hung\n", what);
+        std::_Exit(1);
+    }
+    finished.get();
+}
+
+} // namespace
+
+TEST_CASE("shutdown: an execution context destroyed while a consumer leaves its group never hangs") {
+    kcoro::mock_cluster cluster(1);
+    fill_topic(cluster, "consume-context-gone", 2'000, 4);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        CAPTURE(attempt);
+        expect_no_hang("destroying the io_context during a close", [&] {
+            asio::io_context io;
+            auto config = consumer_config(cluster, fmt::format("consume-context-gone-{}", attempt));
+            if (attempt == 2) config.set("partition.assignment.strategy", "cooperative-sticky");
+            auto consumer = std::make_unique<kcoro::consumer>(io, config);
+            const std::vector<std::string> topics{"consume-context-gone"};
+            consumer->subscribe(topics);
+            run_bounded(io, [&]() -> asio::awaitable<void> {
+                const kcoro::message m = co_await consumer->receive(); // partitions assigned
+            }, 60s);
+            consumer.reset(); // starts leaving the group
+            io.poll();        // runs the start of the close; the revocation follows on the queue
+            std::this_thread::sleep_for(std::chrono::milliseconds(30 + 30 * attempt)); // and stays unserved
+        }); // ~io_context
+    }
+}
+
+TEST_CASE("shutdown: an execution context destroyed while a revocation hook runs never hangs") {
+    kcoro::mock_cluster cluster(1);
+    fill_topic(cluster, "consume-hook-gone", 2'000, 4);
+    expect_no_hang("destroying the io_context during a revocation hook", [&] {
+        asio::io_context io;
+        bool revoking = false;
+        kcoro::consumer_options options{.on_rebalance = [&](kcoro::rebalance_event e) -> asio::awaitable<void> {
+            if (e.type != kcoro::rebalance_event::kind::revoked) co_return;
+            revoking = true;
+            co_await sleep_for(600s); // never finishes: the context goes first
+        }};
+        kcoro::consumer consumer(io, consumer_config(cluster, "consume-hook-gone"), std::move(options));
+        const std::vector<std::string> topics{"consume-hook-gone"};
+        consumer.subscribe(topics);
+        run_bounded(io, [&]() -> asio::awaitable<void> {
+            const kcoro::message m = co_await consumer.receive();
+            consumer.close([](kcoro::error_code) {});
+            while (!revoking) co_await sleep_for(5ms);
+        }, 60s);
+        CHECK(revoking);
+    }); // ~consumer, then ~io_context with the hook suspended
 }
