@@ -50,8 +50,11 @@
 // completes with operation_aborted; a partially filled batch returns its messages to the
 // local buffer, so nothing is lost. Cancelling a commit or a close ends its wait with
 // operation_aborted (the commit, already sent, still applies; the close goes on).
-// close() completes every pending receive with operation_aborted. Destroying a consumer without close() leaves the group without the
-// final commit handshake and aborts pending receives.
+// close() completes every pending receive with operation_aborted. Destroying a consumer
+// without close() aborts pending receives and leaves the group in the background, without
+// the rebalance hook. When the execution context goes away while the consumer is still
+// leaving, the consumer gives up its partitions itself (briefly blocking that destruction)
+// rather than leave librdkafka waiting for them.
 #pragma once
 
 #include <kcoro/config.hpp>
