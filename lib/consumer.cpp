@@ -120,6 +120,12 @@ void print_log(rd_kafka_event_t* event) {
         fmt::print(stderr, "kcoro consumer [{}] {}: {}\n", level, facility, text);
 }
 
+// librdkafka names no protocol (null) before the group is joined and after it is left.
+bool is_cooperative(rd_kafka_t* rk) {
+    const char* protocol = rd_kafka_rebalance_protocol(rk);
+    return protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
+}
+
 } // namespace
 
 // librdkafka's client and its queues. Shared with every message fetched from it, since
@@ -151,7 +157,7 @@ private:
     // here, without hooks, and serves the queue until librdkafka reports the group left.
     void finish_leaving() noexcept {
         rd_kafka_t* k = rk.get();
-        const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(k), "COOPERATIVE") == 0;
+        const bool cooperative = is_cooperative(k);
         give_up_partitions(k, cooperative, nullptr);
         // Bounded: leaving waits at most for a LeaveGroup request, which times out first.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
@@ -853,7 +859,7 @@ void consumer_impl::process_rebalances() {
         std::shared_ptr<rd_kafka_event_t> event(rebalances_.front().release(), &rd_kafka_event_destroy);
         rebalances_.pop_front();
         const rd_kafka_resp_err_t err = rd_kafka_event_error(event.get());
-        const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_), "COOPERATIVE") == 0;
+        const bool cooperative = is_cooperative(rk_);
         rebalance_event re;
         re.cooperative = cooperative;
         re.partitions = to_partitions(rd_kafka_event_topic_partition_list(event.get()));

@@ -21,9 +21,9 @@
 #include <cstdlib>
 #include <functional>
 #include <future>
-#include <thread>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
