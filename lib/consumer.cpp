@@ -126,6 +126,17 @@ bool is_cooperative(rd_kafka_t* rk) {
     return protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
 }
 
+// Gives up revoked partitions, as the application must before a rebalance or a close goes
+// on: all of them when eager, `partitions` when cooperative.
+void give_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_partition_list_t* partitions) {
+    if (!cooperative) {
+        rd_kafka_assign(rk, nullptr);
+        return;
+    }
+    if (error_ptr e{rd_kafka_incremental_unassign(rk, partitions)})
+        fmt::print(stderr, "kcoro consumer: incremental unassign failed: {}\n", rd_kafka_error_string(e.get()));
+}
+
 } // namespace
 
 // librdkafka's client and its queues. Shared with every message fetched from it, since
@@ -144,8 +155,8 @@ struct consumer_client {
         if (rk && leaving.load() && !rd_kafka_consumer_closed(rk.get())) finish_leaving();
         queue.reset();
         side_queue.reset();
-        // The group was left by close() (or is abandoned with the execution context):
-        // never block here on a group handshake.
+        // The group is left by now (close(), or finish_leaving()), or abandoned with the
+        // execution context: never block here on a group handshake.
         if (rk) rd_kafka_destroy_flags(rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
 
@@ -158,7 +169,7 @@ private:
     void finish_leaving() noexcept {
         rd_kafka_t* k = rk.get();
         const bool cooperative = is_cooperative(k);
-        give_up_partitions(k, cooperative, nullptr);
+        give_up_assignment(k, cooperative);
         // Bounded: leaving waits at most for a LeaveGroup request, which times out first.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
         while (!rd_kafka_consumer_closed(k) && std::chrono::steady_clock::now() < deadline) {
@@ -168,15 +179,11 @@ private:
         }
     }
 
-    // `partitions`: a revocation's, or null for the whole current assignment.
-    static void give_up_partitions(rd_kafka_t* k, bool cooperative, rd_kafka_topic_partition_list_t* partitions) {
-        if (!cooperative) {
-            (void)rd_kafka_assign(k, nullptr);
-            return;
-        }
+    // The whole current assignment: a revocation may have been taken off the queue already.
+    static void give_up_assignment(rd_kafka_t* k, bool cooperative) {
         rd_kafka_topic_partition_list_t* current = nullptr;
-        if (!partitions && rd_kafka_assignment(k, &current) == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = current;
-        if (partitions) error_ptr ignored{rd_kafka_incremental_unassign(k, partitions)};
+        if (cooperative && rd_kafka_assignment(k, &current) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+        give_up_partitions(k, cooperative, current);
         if (current) rd_kafka_topic_partition_list_destroy(current);
     }
 };
@@ -846,12 +853,7 @@ void consumer_impl::apply_assign(rd_kafka_event_t* event, bool cooperative) {
 }
 
 void consumer_impl::apply_revoke(rd_kafka_event_t* event, bool cooperative) {
-    if (cooperative) {
-        if (error_ptr e{rd_kafka_incremental_unassign(rk_, rd_kafka_event_topic_partition_list(event))})
-            fmt::print(stderr, "kcoro consumer: incremental unassign failed: {}\n", rd_kafka_error_string(e.get()));
-    } else {
-        rd_kafka_assign(rk_, nullptr);
-    }
+    give_up_partitions(rk_, cooperative, rd_kafka_event_topic_partition_list(event));
 }
 
 void consumer_impl::process_rebalances() {
