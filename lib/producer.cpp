@@ -991,6 +991,17 @@ std::string describe_send_failure(const record_metadata& md, std::string_view to
 
 void throw_error(error_code ec, const std::string& context) { throw error(ec, context); }
 
+std::exception_ptr make_send_failure(const producer_impl* producer, error_code ec, const record_metadata& md,
+                                     std::string_view topic) noexcept {
+    try {
+        std::string context = describe_send_failure(md, topic.empty() ? md.topic : topic);
+        if (producer) context = describe_failure(*producer, ec, std::move(context));
+        return std::make_exception_ptr(error(ec, context));
+    } catch (...) {
+        return std::current_exception();
+    }
+}
+
 } // namespace kcoro::detail
 
 namespace kcoro {

@@ -15,6 +15,7 @@
 // Dropping a delivery unawaited is fine: the record is still delivered.
 #pragma once
 
+#include <kcoro/detail/send_exception_handler.hpp>
 #include <kcoro/error.hpp>
 #include <kcoro/record_metadata.hpp>
 
@@ -87,21 +88,22 @@ public:
     /// empty delivery completes with errc::invalid_argument. One wait at a time.
     template <class CompletionToken>
     auto async_wait(CompletionToken&& token) {
-        return boost::asio::async_initiate<CompletionToken, void(error_code, record_metadata)>(
-            [](auto handler, detail::delivery_state* s) {
-                detail::start_delivery_wait(s, detail::with_recycling_allocator(std::move(handler)));
-            },
-            token, state_);
+        return boost::asio::async_initiate<CompletionToken, void(error_code, record_metadata)>(initiate_wait{}, token,
+                                                                                              state_);
     }
 
-    /// Waits for the delivery report; throws kcoro::error when delivery failed.
-    boost::asio::awaitable<record_metadata> wait() {
-        auto [ec, md] = co_await async_wait(boost::asio::as_tuple(boost::asio::deferred));
-        if (ec) detail::throw_error(ec, detail::describe_send_failure(md, md.topic));
-        co_return md;
-    }
+    /// Waits for the delivery report: an async_operation to co_await, yielding the
+    /// metadata or throwing kcoro::error when delivery failed.
+    auto wait() { return detail::make_send_operation(initiate_wait{}, {}, state_); }
 
 private:
+    struct initiate_wait {
+        template <class Handler>
+        void operator()(Handler&& handler, detail::delivery_state* s) const {
+            detail::start_delivery_wait(s, detail::with_recycling_allocator(std::forward<Handler>(handler)));
+        }
+    };
+
     friend struct detail::delivery_access;
     explicit delivery(detail::delivery_state* s) noexcept : state_(s) {}
     void reset() noexcept {

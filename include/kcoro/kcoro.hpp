@@ -2,6 +2,7 @@
 #pragma once
 
 #include <kcoro/admin.hpp>
+#include <kcoro/async_operation.hpp>
 #include <kcoro/config.hpp>
 #include <kcoro/consumer.hpp>
 #include <kcoro/delivery.hpp>

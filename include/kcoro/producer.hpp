@@ -10,8 +10,10 @@
 // a string outgrows its small buffer; seen with GCC 12.2.)
 //
 // Every asynchronous operation has two forms:
-//  - without a completion token it returns an asio::awaitable that throws kcoro::error
-//    (a system_error naming the topic/partition involved);
+//  - without a completion token it is awaitable with `co_await`, and throws kcoro::error
+//    (a system_error naming the topic/partition involved). send() then returns a
+//    kcoro::async_operation (no coroutine frame per record; it converts to an
+//    asio::awaitable where one is needed), the others an asio::awaitable;
 //  - with a completion token (asio::deferred, asio::use_future, asio::as_tuple(...),
 //    asio::redirect_error(...), a callback, ...) it follows Asio's token model with the
 //    signature void(error_code, T). On failure T still says what the operation was about
@@ -164,16 +166,16 @@ public:
             initiate_send{impl_.get()}, token, static_cast<const record*>(nullptr), &r);
     }
 
-    boost::asio::awaitable<record_metadata> send(const record& r) {
-        auto [ec, md] = co_await send(r, boost::asio::as_tuple(boost::asio::deferred));
-        if (ec) fail(ec, md, r.topic);
-        co_return md;
+    /// Without a token: an async_operation to co_await, yielding the metadata or throwing
+    /// kcoro::error naming the topic and partition (and a fatal error's reason).
+    auto send(const record& r) {
+        return detail::make_send_operation(initiate_send{impl_.get()}, r.topic, &r,
+                                           static_cast<const record_view*>(nullptr));
     }
 
-    boost::asio::awaitable<record_metadata> send(const record_view& r) {
-        auto [ec, md] = co_await send(r, boost::asio::as_tuple(boost::asio::deferred));
-        if (ec) fail(ec, md, r.topic);
-        co_return md;
+    auto send(const record_view& r) {
+        return detail::make_send_operation(initiate_send{impl_.get()}, r.topic, static_cast<const record*>(nullptr),
+                                           &r);
     }
 
     /// Sends a range of records (`record` or `record_view`, kept alive by the caller until

@@ -174,15 +174,14 @@ public:
         return boost::asio::async_initiate<CompletionToken, void(error_code, record_metadata)>(
             initiate_send{state_.get()}, token, static_cast<const record*>(nullptr), &r);
     }
-    boost::asio::awaitable<record_metadata> send(const record& r) {
-        auto [ec, md] = co_await send(r, boost::asio::as_tuple(boost::asio::deferred));
-        if (ec) fail_send(ec, md, r.topic);
-        co_return md;
+    /// Without a token: as producer::send, an async_operation yielding the metadata.
+    auto send(const record& r) {
+        return detail::make_send_operation(initiate_send{state_.get()}, r.topic, &r,
+                                           static_cast<const record_view*>(nullptr));
     }
-    boost::asio::awaitable<record_metadata> send(const record_view& r) {
-        auto [ec, md] = co_await send(r, boost::asio::as_tuple(boost::asio::deferred));
-        if (ec) fail_send(ec, md, r.topic);
-        co_return md;
+    auto send(const record_view& r) {
+        return detail::make_send_operation(initiate_send{state_.get()}, r.topic, static_cast<const record*>(nullptr),
+                                           &r);
     }
 
     /// As producer::send_batch: void(error_code, std::size_t failed).

@@ -7,7 +7,9 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -22,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -188,6 +191,57 @@ TEST_CASE("every completion token works: deferred, as_tuple, redirect_error, use
     producer.flush(5s, asio::use_future).get();
     io.stop();
     runner.join();
+}
+
+TEST_CASE("send() without a token: awaited, made an awaitable, or started with a completion token") {
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("plain", 2);
+    asio::io_context io;
+    kcoro::producer producer(io, test_config(cluster));
+    const kcoro::record r{.topic = "plain", .partition = 1, .value = "v"};
+    kcoro::record_view view("plain", "w");
+    view.partition = 0;
+    const kcoro::record bad{.topic = "plain", .partition = 7, .value = "x"};
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        const kcoro::record_metadata md = co_await producer.send(r);
+        CHECK(md.topic == "plain");
+        CHECK(md.partition == 1);
+        CHECK(md.offset == 0);
+        CHECK((co_await producer.send(view)).partition == 0);
+        // A failure is a kcoro::error naming the topic and partition.
+        try {
+            co_await producer.send(bad);
+            FAIL("a send to a partition that does not exist succeeded");
+        } catch (const kcoro::error& e) {
+            CHECK(e.code() == kcoro::errc::unknown_partition);
+            CHECK(std::string(e.what()).find("topic 'plain' partition 7") != std::string::npos);
+        }
+        // Where an awaitable is needed: kept for later, or composed.
+        asio::awaitable<kcoro::record_metadata> later = producer.send(r);
+        CHECK((co_await std::move(later)).offset == 1);
+        using namespace asio::experimental::awaitable_operators;
+        const auto [a, b] = co_await (asio::awaitable<kcoro::record_metadata>(producer.send(r)) &&
+                                      asio::awaitable<kcoro::record_metadata>(producer.send(view)));
+        CHECK(a.partition == 1);
+        CHECK(b.partition == 0);
+        // Started with a token, its signature is void(std::exception_ptr, record_metadata).
+        auto [none, ok] = co_await producer.send(r)(asio::as_tuple(asio::deferred));
+        CHECK_FALSE(none);
+        CHECK(ok.offset == 3);
+        auto [failure, about] = co_await producer.send(bad)(asio::as_tuple(asio::deferred));
+        REQUIRE(failure);
+        CHECK_THROWS_AS(std::rethrow_exception(failure), kcoro::error);
+        CHECK(about.partition == 7);
+        // delivery::wait() is the same kind of operation.
+        kcoro::delivery d = co_await producer.enqueue(r);
+        CHECK((co_await d.wait()).offset == 4);
+    });
+    // co_spawn takes the awaitable too.
+    auto spawned = asio::co_spawn(io, asio::awaitable<kcoro::record_metadata>(producer.send(r)), asio::use_future);
+    io.restart();
+    io.run_for(10s);
+    REQUIRE(spawned.wait_for(0s) == std::future_status::ready);
+    CHECK(spawned.get().offset == 5);
 }
 
 TEST_CASE("handlers run on their associated executor and use their associated allocator") {

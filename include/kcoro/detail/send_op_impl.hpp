@@ -2,6 +2,7 @@
 #pragma once
 
 #include <kcoro/detail/operation.hpp>
+#include <kcoro/detail/send_exception_handler.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -94,6 +95,7 @@ private:
         if (slot.is_connected()) slot.clear();
 
         Handler handler(std::move(self->handler_));
+        if (ec) prepare_failure(handler, self->impl_, ec, md);
         // Keeps the handler's executor busy until the handler has been handed over.
         std::optional<boost::asio::executor_work_guard<handler_executor>> work;
         if (self->work_) work.emplace(std::move(*self->work_));
