@@ -18,6 +18,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <atomic>
 #include <cstdio>
 #include <exception>
@@ -41,6 +42,19 @@ record_metadata metadata_for(std::string_view topic, std::optional<std::int32_t>
     md.topic = intern_topic_name(topic);
     md.partition = partition.value_or(-1);
     return md;
+}
+
+std::string_view topic_of(const send_op* op) noexcept { return op->owned ? op->owned->topic : op->view->topic; }
+
+// rd_kafka_produce_batch() takes neither headers nor timestamps.
+bool batchable(const send_op* op) noexcept {
+    return op->owned ? op->owned->headers.empty() && !op->owned->timestamp
+                     : op->view->headers.empty() && !op->view->timestamp;
+}
+
+// Whether `op` can join a run started by `first`: one call takes one topic and one copy mode.
+bool same_run(const send_op* first, const send_op* op) noexcept {
+    return batchable(op) && (op->owned != nullptr) == (first->owned != nullptr) && topic_of(op) == topic_of(first);
 }
 
 } // namespace
@@ -258,6 +272,67 @@ rd_kafka_resp_err_t producer_impl::produce(send_op* op) {
     return rd_kafka_error_code(err.get());
 }
 
+void producer_impl::produce_run(send_op* const* ops, std::size_t n, rd_kafka_resp_err_t* errs) {
+    // One call per run: librdkafka then reads the clock and locks the topic once, not per record.
+    topic_entry* t = topic_for(topic_of(ops[0]));
+    if (!t) {
+        for (std::size_t k = 0; k < n; ++k) errs[k] = RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION;
+        return;
+    }
+    std::array<rd_kafka_message_t, max_run> messages;
+    for (std::size_t k = 0; k < n; ++k) {
+        send_op* op = ops[k];
+        std::optional<std::int32_t> partition;
+        std::optional<std::string_view> key, value;
+        if (op->owned) {
+            partition = op->owned->partition;
+            if (op->owned->key) key = *op->owned->key;
+            if (op->owned->value) value = *op->owned->value;
+        } else {
+            partition = op->view->partition;
+            key = op->view->key;
+            value = op->view->value;
+        }
+        rd_kafka_message_t& m = messages[k];
+        std::memset(&m, 0, sizeof m);
+        m.partition = partition.value_or(RD_KAFKA_PARTITION_UA);
+        // As in produce(): a present but empty value or key stays empty, not null.
+        if (value) {
+            m.payload = const_cast<char*>(value->data() ? value->data() : "");
+            m.len = value->size();
+        }
+        if (key) {
+            m.key = const_cast<char*>(key->data() ? key->data() : "");
+            m.key_len = key->size();
+        }
+        m._private = op;
+        op->enqueued = true; // before librdkafka may report it, on any thread
+    }
+    rd_kafka_produce_batch(t->handle.get(), RD_KAFKA_PARTITION_UA,
+                           (ops[0]->owned ? RD_KAFKA_MSG_F_COPY : 0) | RD_KAFKA_MSG_F_PARTITION, messages.data(),
+                           static_cast<int>(n));
+    for (std::size_t k = 0; k < n; ++k) {
+        errs[k] = messages[k].err;
+        if (errs[k] != RD_KAFKA_RESP_ERR_NO_ERROR) ops[k]->enqueued = false;
+    }
+}
+
+std::size_t producer_impl::hand_over_run(send_op* const* ops, std::size_t n) {
+    std::array<rd_kafka_resp_err_t, max_run> errs;
+    produce_run(ops, n, errs.data());
+    for (std::size_t k = 0; k < n; ++k) {
+        const rd_kafka_resp_err_t err = errs[k];
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ops[k]->accepted(false);
+            continue;
+        }
+        // librdkafka refuses every later record of the call too: they wait in order.
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) return k;
+        fail(ops[k], err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err));
+    }
+    return n;
+}
+
 bool producer_impl::send_gate_open(const transaction_state* tx) const noexcept {
     if (!transactional_) return true;
     // A transactional producer sends only inside its open transaction (librdkafka would
@@ -313,23 +388,52 @@ void producer_impl::start_batch(batch_base* batch, const transaction_state* tx) 
     // One count for this loop, so a batch whose records all complete before the loop
     // ends is not completed (and freed) under it.
     batch->remaining.store(batch->count + 1, std::memory_order_relaxed);
+    // Queues elements [from, count) and the run's refused tail for room, in order.
+    const auto wait_for_room = [&](std::size_t from, send_op* const* refused, std::size_t refused_count) {
+        std::lock_guard lock(waiting_mutex_);
+        const bool first = waiting_head_ == nullptr;
+        for (std::size_t k = 0; k < refused_count; ++k) {
+            refused[k]->status.store(send_op::state::waiting_for_room, std::memory_order_relaxed);
+            push_waiting(refused[k]);
+        }
+        for (std::size_t k = from; k < batch->count; ++k) {
+            batch->elements[k].status.store(send_op::state::waiting_for_room, std::memory_order_relaxed);
+            push_waiting(&batch->elements[k]);
+        }
+        // Delivery reports that freed room before we queued would not retry us: retry once.
+        if (first && waiting_head_)
+            boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->retry_waiting(); });
+    };
     std::size_t i = 0;
-    for (; i < batch->count; ++i) {
+    while (i < batch->count) {
+        const bool sendable = state_.load(std::memory_order_acquire) == lifecycle::open &&
+                              !fatal_.load(std::memory_order_acquire) && send_gate_open(tx);
         // Once records wait for room, the rest of the batch queues behind them, in
         // order, under one lock (retry_waiting() enqueues them as room frees up).
-        if (has_waiting_.load(std::memory_order_acquire) && options_.when_queue_full == full_queue::wait &&
-            state_.load(std::memory_order_acquire) == lifecycle::open && !fatal_.load(std::memory_order_acquire) &&
-            send_gate_open(tx)) {
-            std::lock_guard lock(waiting_mutex_);
-            if (waiting_head_) {
-                for (; i < batch->count; ++i) {
-                    batch->elements[i].status.store(send_op::state::waiting_for_room, std::memory_order_relaxed);
-                    push_waiting(&batch->elements[i]);
-                }
-                break;
-            }
+        if (sendable && has_waiting_.load(std::memory_order_acquire) &&
+            options_.when_queue_full == full_queue::wait) {
+            wait_for_room(i, nullptr, 0);
+            break;
         }
-        start_send(&batch->elements[i], tx);
+        send_op* first = &batch->elements[i];
+        if (!sendable || !batchable(first)) {
+            start_send(first, tx);
+            ++i;
+            continue;
+        }
+        // A run of records for one topic goes to librdkafka in one call.
+        std::array<send_op*, max_run> run;
+        std::size_t n = 0;
+        while (i + n < batch->count && n < max_run && same_run(first, &batch->elements[i + n])) {
+            run[n] = &batch->elements[i + n];
+            ++n;
+        }
+        const std::size_t handed = hand_over_run(run.data(), n);
+        i += n;
+        if (handed < n) {
+            wait_for_room(i, run.data() + handed, n - handed);
+            break;
+        }
     }
     batch->release_one(false, true);
 }
@@ -391,6 +495,35 @@ void producer_impl::retry_waiting() {
     std::lock_guard lock(waiting_mutex_);
     while (send_op* op = waiting_head_) {
         if (state_.load(std::memory_order_acquire) != lifecycle::open) return;
+        if (batchable(op)) {
+            // The run at the head of the list, in one call to librdkafka.
+            std::array<send_op*, max_run> run;
+            std::size_t n = 0;
+            for (send_op* o = op; o && n < max_run && same_run(op, o); o = o->next) run[n++] = o;
+            for (std::size_t k = 0; k < n; ++k) run[k]->status.store(send_op::state::in_flight);
+            std::array<rd_kafka_resp_err_t, max_run> errs;
+            produce_run(run.data(), n, errs.data());
+            for (std::size_t k = 0; k < n; ++k) {
+                const rd_kafka_resp_err_t err = errs[k];
+                if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {
+                    for (std::size_t j = k; j < n; ++j) run[j]->status.store(send_op::state::waiting_for_room);
+                    return;
+                }
+                waiting_head_ = run[k]->next;
+                if (!waiting_head_) {
+                    waiting_tail_ = nullptr;
+                    has_waiting_.store(false, std::memory_order_release);
+                }
+                if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    run[k]->status.store(send_op::state::abandoned);
+                    run[k]->complete(err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err),
+                                     describe(run[k]), false);
+                } else {
+                    run[k]->accepted(false);
+                }
+            }
+            continue;
+        }
         op->status.store(send_op::state::in_flight);
         const rd_kafka_resp_err_t err = produce(op);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {

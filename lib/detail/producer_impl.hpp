@@ -127,6 +127,14 @@ private:
                                          std::int32_t partition_count, void* topic_opaque, void* msg_opaque) noexcept;
 
     rd_kafka_resp_err_t produce(send_op* op);
+    /// The most records handed to librdkafka in one call.
+    static constexpr std::size_t max_run = 64;
+    /// Hands ops[0, n) (one topic, one copy mode, no headers or timestamps) to librdkafka in
+    /// one call; errs[k] receives each one's result (a full queue refuses the rest of the call).
+    void produce_run(send_op* const* ops, std::size_t n, rd_kafka_resp_err_t* errs);
+    /// produce_run(), then completes what librdkafka refused for good. Returns how many were
+    /// handed over: in wait mode the rest met a full queue, for the caller to queue in order.
+    std::size_t hand_over_run(send_op* const* ops, std::size_t n);
     topic_entry* topic_for(std::string_view name);
     topic_entry* create_topic_entry(std::string_view name); // under topics_mutex_
     void finish_delivery(send_op* op, error_code ec, const record_metadata& md);

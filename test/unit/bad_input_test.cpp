@@ -119,18 +119,29 @@ TEST_CASE("bad input: empty key and value arrive empty, distinct from null ones"
     const kcoro::record empty{.topic = "empties", .key = "", .value = ""};
     const kcoro::record null{.topic = "empties"};
     const kcoro::record_view empty_view("empties", std::string_view{}, std::string_view{});
+    // Batches hand runs of records to librdkafka in one call: the same distinction holds there.
+    const std::vector<kcoro::record> owned_batch{empty, null};
+    const std::vector<kcoro::record_view> view_batch{empty_view, kcoro::record_view("empties", std::nullopt)};
+    std::vector<kcoro::delivery_report> reports(2);
     run_bounded(io, [&]() -> asio::awaitable<void> {
         CHECK((co_await producer.send(empty)).offset == 0);
         CHECK((co_await producer.send(null)).offset == 1);
         CHECK((co_await producer.send(empty_view)).offset == 2);
+        CHECK(co_await producer.send_batch(owned_batch, reports) == 0);
+        CHECK(co_await producer.send_batch(view_batch, reports) == 0);
     });
-    const auto back = kcoro::test::read_partition(cluster.bootstrap_servers(), "empties", 0, 0, 3);
-    CHECK(back[0].key == std::optional<std::string>(""));
-    CHECK(back[0].value == std::optional<std::string>(""));
-    CHECK_FALSE(back[1].key.has_value());
-    CHECK_FALSE(back[1].value.has_value());
-    CHECK(back[2].key == std::optional<std::string>(""));
-    CHECK(back[2].value == std::optional<std::string>(""));
+    const auto back = kcoro::test::read_partition(cluster.bootstrap_servers(), "empties", 0, 0, 7);
+    REQUIRE(back.size() == 7);
+    for (std::size_t i : {0, 2, 3, 5}) {
+        CHECK(back[i].key == std::optional<std::string>(""));
+        CHECK(back[i].value == std::optional<std::string>(""));
+    }
+    for (std::size_t i : {1, 4}) {
+        CHECK_FALSE(back[i].key.has_value());
+        CHECK_FALSE(back[i].value.has_value());
+    }
+    CHECK_FALSE(back[6].key.has_value());
+    CHECK_FALSE(back[6].value.has_value());
 }
 
 TEST_CASE("bad input: a negative partition is a typed error naming topic and partition") {
