@@ -34,6 +34,8 @@
 #include <kcoro/kcoro.hpp>
 #include <kcoro/consumer.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -226,11 +228,15 @@ path_result run_kcoro(const options& o, const std::string& bootstrap, bool batch
     std::exception_ptr failure;
     const kcoro::config conf = kcoro_config(o, bootstrap);
     const auto assignment = all_partition_offsets(o);
+    // Bounded: with no message for 20 s, the driver below cancels the pending receive (the
+    // coroutine's cancellation slot), and the run fails instead of hanging.
+    std::size_t got = 0;
+    asio::cancellation_signal stop;
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
         kcoro::consumer consumer(io, conf);
         consumer.assign(assignment);
         steady_window window(o.messages);
-        std::size_t got = 0, bytes = 0;
+        std::size_t bytes = 0;
         clock_type::time_point start{};
         if (batch) {
             std::vector<kcoro::message> b;
@@ -258,12 +264,26 @@ path_result run_kcoro(const options& o, const std::string& bootstrap, bool batch
         out.msgs_per_s = double(o.messages - 1) / seconds;
         out.allocs_per_msg = window.per_message();
         co_await consumer.close();
-    }, [&](std::exception_ptr e) {
+    }, asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
         failure = e;
         done = true;
-    });
-    while (!done) io.run_one();
-    if (failure) std::rethrow_exception(failure);
+    }));
+    std::size_t seen = 0;
+    auto last_progress = clock_type::now();
+    while (!done) {
+        io.run_one_for(std::chrono::seconds(1));
+        if (got != seen) {
+            seen = got;
+            last_progress = clock_type::now();
+        } else if (clock_type::now() - last_progress > std::chrono::seconds(20)) {
+            stop.emit(asio::cancellation_type::terminal);
+            last_progress = clock_type::time_point::max() - std::chrono::hours(1); // once
+        }
+    }
+    if (failure) {
+        if (got < o.messages) fmt::print(stderr, "kcoro: stalled at {} of {} messages\n", got, o.messages);
+        std::rethrow_exception(failure);
+    }
     return out;
 }
 
@@ -293,6 +313,14 @@ options parse(int argc, char** argv) {
         } else throw std::runtime_error(fmt::format("unknown argument {}", a));
     }
     if (o.messages < 10 || o.rounds < 1 || o.partitions < 1) throw std::runtime_error("bad arguments");
+    // The mock cluster keeps about 5 MiB per partition (librdkafka 2.0's rdkafka_mock.c) and
+    // drops older records: ask for more and the consumers would wait for records that are gone.
+    constexpr std::size_t mock_records_per_partition = 40'000; // x ~110 B on the log, with headroom
+    if (o.bootstrap.empty() && o.messages > mock_records_per_partition * static_cast<std::size_t>(o.partitions))
+        throw std::runtime_error(fmt::format("the mock cluster keeps about {} records of 100 B per partition: "
+                                             "--messages {} needs --partitions {} or more",
+                                             mock_records_per_partition, o.messages,
+                                             (o.messages + mock_records_per_partition - 1) / mock_records_per_partition));
     return o;
 }
 
