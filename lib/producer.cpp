@@ -46,10 +46,14 @@ record_metadata metadata_for(std::string_view topic, std::optional<std::int32_t>
 
 std::string_view topic_of(const send_op* op) noexcept { return op->owned ? op->owned->topic : op->view->topic; }
 
-// rd_kafka_produce_batch() takes neither headers nor timestamps.
+// Records rd_kafka_produce_batch() can take: it takes neither headers nor timestamps, and
+// records with an explicit partition go one by one, because librdkafka 2.0.2's batch call
+// leaks a record refused for an unknown partition, and adds the unassigned partition (-1) to
+// an open transaction when the topic's metadata is not known yet (the broker then refuses to
+// end the transaction). Records the partitioner places take its own, correct path.
 bool batchable(const send_op* op) noexcept {
-    return op->owned ? op->owned->headers.empty() && !op->owned->timestamp
-                     : op->view->headers.empty() && !op->view->timestamp;
+    return op->owned ? op->owned->headers.empty() && !op->owned->timestamp && !op->owned->partition
+                     : op->view->headers.empty() && !op->view->timestamp && !op->view->partition;
 }
 
 // Whether `op` can join a run started by `first`: one call takes one topic and one copy mode.
@@ -282,20 +286,16 @@ void producer_impl::produce_run(send_op* const* ops, std::size_t n, rd_kafka_res
     std::array<rd_kafka_message_t, max_run> messages;
     for (std::size_t k = 0; k < n; ++k) {
         send_op* op = ops[k];
-        std::optional<std::int32_t> partition;
         std::optional<std::string_view> key, value;
         if (op->owned) {
-            partition = op->owned->partition;
             if (op->owned->key) key = *op->owned->key;
             if (op->owned->value) value = *op->owned->value;
         } else {
-            partition = op->view->partition;
             key = op->view->key;
             value = op->view->value;
         }
         rd_kafka_message_t& m = messages[k];
         std::memset(&m, 0, sizeof m);
-        m.partition = partition.value_or(RD_KAFKA_PARTITION_UA);
         // As in produce(): a present but empty value or key stays empty, not null.
         if (value) {
             m.payload = const_cast<char*>(value->data() ? value->data() : "");
@@ -308,9 +308,9 @@ void producer_impl::produce_run(send_op* const* ops, std::size_t n, rd_kafka_res
         m._private = op;
         op->enqueued = true; // before librdkafka may report it, on any thread
     }
-    rd_kafka_produce_batch(t->handle.get(), RD_KAFKA_PARTITION_UA,
-                           (ops[0]->owned ? RD_KAFKA_MSG_F_COPY : 0) | RD_KAFKA_MSG_F_PARTITION, messages.data(),
-                           static_cast<int>(n));
+    // Every record to the partitioner, which also adds partitions to an open transaction.
+    rd_kafka_produce_batch(t->handle.get(), RD_KAFKA_PARTITION_UA, ops[0]->owned ? RD_KAFKA_MSG_F_COPY : 0,
+                           messages.data(), static_cast<int>(n));
     for (std::size_t k = 0; k < n; ++k) {
         errs[k] = messages[k].err;
         if (errs[k] != RD_KAFKA_RESP_ERR_NO_ERROR) ops[k]->enqueued = false;

@@ -129,7 +129,7 @@ private:
     rd_kafka_resp_err_t produce(send_op* op);
     /// The most records handed to librdkafka in one call.
     static constexpr std::size_t max_run = 64;
-    /// Hands ops[0, n) (one topic, one copy mode, no headers or timestamps) to librdkafka in
+    /// Hands ops[0, n) (one topic, one copy mode, no partition, headers or timestamp) to librdkafka in
     /// one call; errs[k] receives each one's result (a full queue refuses the rest of the call).
     void produce_run(send_op* const* ops, std::size_t n, rd_kafka_resp_err_t* errs);
     /// produce_run(), then completes what librdkafka refused for good. Returns how many were
