@@ -328,7 +328,7 @@ std::size_t producer_impl::hand_over_run(send_op* const* ops, std::size_t n) {
         }
         // librdkafka refuses every later record of the call too: they wait in order.
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) return k;
-        fail(ops[k], err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err));
+        fail(ops[k], enqueue_error(err));
     }
     return n;
 }
@@ -381,7 +381,7 @@ void producer_impl::start_send(send_op* op, const transaction_state* tx) {
         if (first) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->retry_waiting(); });
         return;
     }
-    fail(op, err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err));
+    fail(op, enqueue_error(err));
 }
 
 void producer_impl::start_batch(batch_base* batch, const transaction_state* tx) {
@@ -495,52 +495,36 @@ void producer_impl::retry_waiting() {
     std::lock_guard lock(waiting_mutex_);
     while (send_op* op = waiting_head_) {
         if (state_.load(std::memory_order_acquire) != lifecycle::open) return;
-        if (batchable(op)) {
-            // The run at the head of the list, in one call to librdkafka.
-            std::array<send_op*, max_run> run;
-            std::size_t n = 0;
+        // The head of the list: a run for one call to librdkafka, or one record on its own.
+        std::array<send_op*, max_run> run;
+        std::array<rd_kafka_resp_err_t, max_run> errs;
+        std::size_t n = 0;
+        if (batchable(op))
             for (send_op* o = op; o && n < max_run && same_run(op, o); o = o->next) run[n++] = o;
-            for (std::size_t k = 0; k < n; ++k) run[k]->status.store(send_op::state::in_flight);
-            std::array<rd_kafka_resp_err_t, max_run> errs;
+        else
+            run[n++] = op;
+        for (std::size_t k = 0; k < n; ++k) run[k]->status.store(send_op::state::in_flight);
+        if (batchable(op))
             produce_run(run.data(), n, errs.data());
-            for (std::size_t k = 0; k < n; ++k) {
-                const rd_kafka_resp_err_t err = errs[k];
-                if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {
-                    for (std::size_t j = k; j < n; ++j) run[j]->status.store(send_op::state::waiting_for_room);
-                    return;
-                }
-                waiting_head_ = run[k]->next;
-                if (!waiting_head_) {
-                    waiting_tail_ = nullptr;
-                    has_waiting_.store(false, std::memory_order_release);
-                }
-                if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                    run[k]->status.store(send_op::state::abandoned);
-                    run[k]->complete(err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err),
-                                     describe(run[k]), false);
-                } else {
-                    run[k]->accepted(false);
-                }
+        else
+            errs[0] = produce(op);
+        for (std::size_t k = 0; k < n; ++k) {
+            const rd_kafka_resp_err_t err = errs[k];
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {
+                for (std::size_t j = k; j < n; ++j) run[j]->status.store(send_op::state::waiting_for_room);
+                return;
             }
-            continue;
-        }
-        op->status.store(send_op::state::in_flight);
-        const rd_kafka_resp_err_t err = produce(op);
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {
-            op->status.store(send_op::state::waiting_for_room);
-            return;
-        }
-        waiting_head_ = op->next;
-        if (!waiting_head_) {
-            waiting_tail_ = nullptr;
-            has_waiting_.store(false, std::memory_order_release);
-        }
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            op->status.store(send_op::state::abandoned);
-            op->complete(err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err),
-                         describe(op), false);
-        } else {
-            op->accepted(false);
+            waiting_head_ = run[k]->next;
+            if (!waiting_head_) {
+                waiting_tail_ = nullptr;
+                has_waiting_.store(false, std::memory_order_release);
+            }
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                run[k]->status.store(send_op::state::abandoned);
+                run[k]->complete(enqueue_error(err), describe(run[k]), false);
+            } else {
+                run[k]->accepted(false);
+            }
         }
     }
 }
@@ -768,6 +752,10 @@ error_code producer_impl::fatal_op_code() const {
     default:
         return errc::fatal;
     }
+}
+
+error_code producer_impl::enqueue_error(rd_kafka_resp_err_t err) const {
+    return err == RD_KAFKA_RESP_ERR__FATAL ? fatal_op_code() : make_error_code_from_kafka(err);
 }
 
 std::string producer_impl::fatal_reason() const {

@@ -76,6 +76,8 @@ public:
     /// What operations fail with once the producer hit a fatal error: errc::fenced when a
     /// newer producer with the same transactional.id took over, else errc::fatal.
     error_code fatal_op_code() const;
+    /// What a send librdkafka refused to enqueue fails with.
+    error_code enqueue_error(rd_kafka_resp_err_t err) const;
     bool context_gone() const noexcept { return context_gone_.load(); }
     void complete_with(boost::asio::any_completion_handler<void(error_code)> handler, error_code ec);
 
