@@ -23,11 +23,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <unordered_set>
+#include <vector>
 
 namespace kcoro::detail {
 
@@ -126,6 +129,24 @@ bool is_cooperative(rd_kafka_t* rk) {
     return protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
 }
 
+// How long the broker gives a member to finish joining before it drops the member.
+std::chrono::milliseconds session_timeout(rd_kafka_t* rk) {
+    char value[32];
+    std::size_t size = sizeof value;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "session.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
+        return std::chrono::milliseconds(std::atol(value));
+    return std::chrono::seconds(45);
+}
+
+// librdkafka clients that could not be destroyed (see consumer_client): kept reachable
+// until the process exits.
+void keep_until_exit(rd_kafka_t* rk) {
+    static std::mutex mutex;
+    static std::vector<rd_kafka_t*> kept;
+    std::lock_guard lock(mutex);
+    kept.push_back(rk);
+}
+
 // Gives up revoked partitions, as the application must before a rebalance or a close goes
 // on: all of them when eager, `partitions` when cooperative.
 void give_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_partition_list_t* partitions) {
@@ -147,17 +168,39 @@ struct consumer_client {
     queue_ptr side_queue;
     // Set once rd_kafka_consumer_close_queue() has started leaving the group on `queue`.
     std::atomic<bool> leaving{false};
+    // Set when the group first hands this member an assignment.
+    std::atomic<bool> assigned_by_group{false};
+    // Set when leaving began while destroy_would_abort(): the client is then never destroyed.
+    std::atomic<bool> keep_alive{false};
 
     consumer_client() = default;
     consumer_client(const consumer_client&) = delete;
     consumer_client& operator=(const consumer_client&) = delete;
     ~consumer_client() {
         if (rk && leaving.load() && !rd_kafka_consumer_closed(rk.get())) finish_leaving();
+        if (rk && !leaving.load() && destroy_would_abort()) keep_alive.store(true);
         queue.reset();
         side_queue.reset();
+        if (!rk) return;
+        if (keep_alive.load()) {
+            fmt::print(stderr, "kcoro consumer: ended before its first cooperative-sticky assignment; "
+                               "librdkafka {} would abort the process destroying it (librdkafka issue 4312, "
+                               "fixed in 2.3.0), so its client is kept until the process exits\n",
+                       rd_kafka_version_str());
+            keep_until_exit(rk.release());
+            return;
+        }
         // The group is left by now (close(), or finish_leaving()), or abandoned with the
         // execution context: never block here on a group handshake.
-        if (rk) rd_kafka_destroy_flags(rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        rd_kafka_destroy_flags(rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+
+    // librdkafka before 2.3.0 asserts, aborting the process, when it destroys a consumer
+    // that joined its group with the cooperative-sticky assignor but never received an
+    // assignment: the assignor's state is only created by the first one. Ask before
+    // leaving: once the group is left, librdkafka no longer says which protocol it joined.
+    bool destroy_would_abort() const {
+        return rd_kafka_version() < 0x020300ff && !assigned_by_group.load() && is_cooperative(rk.get());
     }
 
 private:
@@ -174,8 +217,11 @@ private:
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
         while (!rd_kafka_consumer_closed(k) && std::chrono::steady_clock::now() < deadline) {
             event_ptr event(rd_kafka_queue_poll(queue.get(), 100));
-            if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE)
+            if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
+                if (rd_kafka_event_error(event.get()) == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+                    assigned_by_group.store(true);
                 give_up_partitions(k, cooperative, rd_kafka_event_topic_partition_list(event.get()));
+            }
         }
     }
 
@@ -312,6 +358,7 @@ private:
     std::optional<event_bridge> side_bridge_;
     std::optional<boost::asio::steady_timer> batch_timer_; // on the bridge's strand
     std::optional<boost::asio::steady_timer> close_timer_;
+    std::optional<clock::time_point> close_deadline_; // of the wait for a first assignment
     clock::time_point batch_timer_deadline_ = clock::time_point::max(); // under mutex_
     worker_thread worker_;
 
@@ -768,6 +815,7 @@ bool consumer_impl::adopt_event(rd_kafka_event_t* event) {
         return true;
     }
     case RD_KAFKA_EVENT_REBALANCE:
+        if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) client_->assigned_by_group.store(true);
         rebalances_.emplace_back(event);
         process_rebalances();
         return true;
@@ -1193,6 +1241,21 @@ void consumer_impl::close(any_completion_handler<void(error_code)> handler) {
 
 void consumer_impl::begin_close() {
     batch_timer_->cancel();
+    // A member still joining with the cooperative-sticky assignor could not be destroyed
+    // after leaving (consumer_client::destroy_would_abort()): let it finish joining first,
+    // for as long as the broker would wait for it.
+    if (client_->destroy_would_abort()) {
+        const auto now = clock::now();
+        if (!close_deadline_) close_deadline_ = now + session_timeout(rk_);
+        if (now < *close_deadline_) {
+            close_timer_->expires_after(std::chrono::milliseconds(20));
+            close_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+                if (!ec) self->begin_close();
+            });
+            return;
+        }
+        client_->keep_alive.store(true);
+    }
     // Leaves the group from the executor: librdkafka puts the final revocation on our queue,
     // which the bridge keeps draining (running the hook), until the consumer reports closed.
     if (error_ptr e{rd_kafka_consumer_close_queue(rk_, queue_)}) {

@@ -55,6 +55,12 @@
 // the rebalance hook. When the execution context goes away while the consumer is still
 // leaving, the consumer gives up its partitions itself (briefly blocking that destruction)
 // rather than leave librdkafka waiting for them.
+//
+// librdkafka before 2.3.0 aborts the process when it destroys a consumer that joined its
+// group with the cooperative-sticky assignor and has had no assignment yet (librdkafka
+// issue 4312). Closing (or destroying) such a member first waits for its first assignment,
+// for at most session.timeout.ms; should none come, or the execution context go away
+// first, librdkafka's client is left alive (and a line says so on stderr) until the process exits.
 #pragma once
 
 #include <kcoro/config.hpp>
@@ -324,7 +330,8 @@ public:
 
     /// Completes every pending receive with operation_aborted, leaves the group cleanly
     /// (revocation hook, final auto-commit) and releases the client. Further operations
-    /// fail with errc::client_closed. Closing twice is harmless.
+    /// fail with errc::client_closed. Closing twice is harmless. A cooperative-sticky
+    /// member still joining its group is let finish joining first (see above).
     template <class CompletionToken>
     auto close(CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code)>(

@@ -310,3 +310,39 @@ TEST_CASE("shutdown: an execution context destroyed while a revocation hook runs
         CHECK(revoking);
     }); // ~consumer, then ~io_context with the hook suspended
 }
+
+// librdkafka before 2.3.0 aborts the process when it destroys a consumer that joined its
+// group with the cooperative-sticky assignor but has no assignment yet (its issue 4312).
+// The member's SyncGroup is answered late: the member is closed, destroyed, or left with
+// its execution context in between.
+TEST_CASE("shutdown: a cooperative-sticky member ended before its first assignment never aborts") {
+    enum class ending { close, destroy, context_gone };
+    kcoro::mock_cluster cluster(1);
+    fill_topic(cluster, "first-join", 10, 2);
+    for (const ending how : {ending::close, ending::destroy, ending::context_gone}) {
+        CAPTURE(static_cast<int>(how));
+        cluster.push_broker_responses(1, kcoro::kafka_api::sync_group, {{.delay = 2s}});
+        expect_no_hang("ending a joining member", [&] {
+            asio::io_context io;
+            auto config = consumer_config(cluster, fmt::format("first-join-{}", static_cast<int>(how)));
+            config.set("partition.assignment.strategy", "cooperative-sticky");
+            auto consumer = std::make_unique<kcoro::consumer>(io, config);
+            consumer->subscribe({"first-join"});
+            bool closed = false;
+            run_bounded(io, [&]() -> asio::awaitable<void> {
+                // JoinGroup answered: the member's SyncGroup took the delayed response.
+                while (cluster.pending_broker_responses(1, kcoro::kafka_api::sync_group) != 0)
+                    co_await sleep_for(10ms);
+                CHECK(consumer->assignment().empty());
+                if (how != ending::close) co_return;
+                co_await consumer->close(); // waits for the assignment, then leaves
+                closed = true;
+            }, 60s);
+            CHECK(closed == (how == ending::close));
+            consumer.reset();
+            if (how == ending::context_gone) return; // librdkafka's client is kept, not destroyed
+            io.restart();
+            io.run(); // until the destroyed consumer's background close and destroy are done
+        });
+    }
+}
