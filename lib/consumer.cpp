@@ -170,19 +170,19 @@ struct consumer_client {
     std::atomic<bool> leaving{false};
     // Set when the group first hands this member an assignment.
     std::atomic<bool> assigned_by_group{false};
-    // Set when leaving began while destroy_would_abort(): the client is then never destroyed.
-    std::atomic<bool> keep_alive{false};
+    // Set once librdkafka says the group was joined with the cooperative protocol.
+    std::atomic<bool> joined_cooperative{false};
 
     consumer_client() = default;
     consumer_client(const consumer_client&) = delete;
     consumer_client& operator=(const consumer_client&) = delete;
     ~consumer_client() {
         if (rk && leaving.load() && !rd_kafka_consumer_closed(rk.get())) finish_leaving();
-        if (rk && !leaving.load() && destroy_would_abort()) keep_alive.store(true);
+        if (rk && !leaving.load()) note_protocol();
         queue.reset();
         side_queue.reset();
         if (!rk) return;
-        if (keep_alive.load()) {
+        if (destroy_would_abort()) {
             fmt::print(stderr, "kcoro consumer: ended before its first cooperative-sticky assignment; "
                                "librdkafka {} would abort the process destroying it (librdkafka issue 4312, "
                                "fixed in 2.3.0), so its client is kept until the process exits\n",
@@ -197,10 +197,17 @@ struct consumer_client {
 
     // librdkafka before 2.3.0 asserts, aborting the process, when it destroys a consumer
     // that joined its group with the cooperative-sticky assignor but never received an
-    // assignment: the assignor's state is only created by the first one. Ask before
-    // leaving: once the group is left, librdkafka no longer says which protocol it joined.
-    bool destroy_would_abort() const {
-        return rd_kafka_version() < 0x020300ff && !assigned_by_group.load() && is_cooperative(rk.get());
+    // assignment: the assignor's state is only created by the first one.
+    static bool destroy_may_abort() noexcept { return rd_kafka_version() < 0x020300ff; }
+    bool destroy_would_abort() const noexcept {
+        return destroy_may_abort() && joined_cooperative.load() && !assigned_by_group.load();
+    }
+
+    // Asks librdkafka which protocol the group was joined with; only while the group is
+    // not left: afterwards librdkafka no longer says.
+    void note_protocol() {
+        if (destroy_may_abort() && !joined_cooperative.load() && is_cooperative(rk.get()))
+            joined_cooperative.store(true);
     }
 
 private:
@@ -1243,7 +1250,8 @@ void consumer_impl::begin_close() {
     batch_timer_->cancel();
     // A member still joining with the cooperative-sticky assignor could not be destroyed
     // after leaving (consumer_client::destroy_would_abort()): let it finish joining first,
-    // for as long as the broker would wait for it.
+    // for as long as the broker would wait for it. Past that, its client is kept.
+    client_->note_protocol();
     if (client_->destroy_would_abort()) {
         const auto now = clock::now();
         if (!close_deadline_) close_deadline_ = now + session_timeout(rk_);
@@ -1254,7 +1262,6 @@ void consumer_impl::begin_close() {
             });
             return;
         }
-        client_->keep_alive.store(true);
     }
     // Leaves the group from the executor: librdkafka puts the final revocation on our queue,
     // which the bridge keeps draining (running the hook), until the consumer reports closed.
@@ -1263,6 +1270,8 @@ void consumer_impl::begin_close() {
         finish_close();
         return;
     }
+    // A JoinGroup answered since the question above: its assignment will not come now.
+    client_->note_protocol();
     client_->leaving.store(true);
     poll_closed();
 }
