@@ -499,12 +499,13 @@ void producer_impl::retry_waiting() {
         std::array<send_op*, max_run> run;
         std::array<rd_kafka_resp_err_t, max_run> errs;
         std::size_t n = 0;
-        if (batchable(op))
+        const bool as_run = batchable(op);
+        if (as_run)
             for (send_op* o = op; o && n < max_run && same_run(op, o); o = o->next) run[n++] = o;
         else
             run[n++] = op;
         for (std::size_t k = 0; k < n; ++k) run[k]->status.store(send_op::state::in_flight);
-        if (batchable(op))
+        if (as_run)
             produce_run(run.data(), n, errs.data());
         else
             errs[0] = produce(op);

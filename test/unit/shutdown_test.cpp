@@ -329,7 +329,12 @@ TEST_CASE("shutdown: a cooperative-sticky member ended before its first assignme
             asio::io_context io;
             auto config = consumer_config(cluster, fmt::format("first-join-{}", static_cast<int>(how)));
             config.set("partition.assignment.strategy", "cooperative-sticky");
-            auto consumer = std::make_unique<kcoro::consumer>(io, config);
+            bool assigned = false;
+            kcoro::consumer_options options{.on_rebalance = [&](kcoro::rebalance_event e) -> asio::awaitable<void> {
+                if (e.type == kcoro::rebalance_event::kind::assigned) assigned = true;
+                co_return;
+            }};
+            auto consumer = std::make_unique<kcoro::consumer>(io, config, std::move(options));
             consumer->subscribe({"first-join"});
             bool closed = false;
             run_bounded(io, [&]() -> asio::awaitable<void> {
@@ -342,6 +347,8 @@ TEST_CASE("shutdown: a cooperative-sticky member ended before its first assignme
                 closed = true;
             }, 60s);
             CHECK(closed == (how == ending::close || how == ending::never_assigned));
+            // The close waited for the assignment (the hook saw it) before leaving.
+            CHECK(assigned == (how == ending::close));
             consumer.reset();
             if (how == ending::context_gone) return; // librdkafka's client is kept, not destroyed
             io.restart();
