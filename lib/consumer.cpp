@@ -203,6 +203,12 @@ struct consumer_client {
         return destroy_may_abort() && joined_cooperative.load() && !assigned_by_group.load();
     }
 
+    // Called with each rebalance event taken off the queue: an assignment means the
+    // assignor's state exists.
+    void note_rebalance(rd_kafka_event_t* event) noexcept {
+        if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) assigned_by_group.store(true);
+    }
+
     // Asks librdkafka which protocol the group was joined with; only while the group is
     // not left: afterwards librdkafka no longer says.
     void note_protocol() {
@@ -225,8 +231,7 @@ private:
         while (!rd_kafka_consumer_closed(k) && std::chrono::steady_clock::now() < deadline) {
             event_ptr event(rd_kafka_queue_poll(queue.get(), 100));
             if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
-                if (rd_kafka_event_error(event.get()) == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
-                    assigned_by_group.store(true);
+                note_rebalance(event.get());
                 give_up_partitions(k, cooperative, rd_kafka_event_topic_partition_list(event.get()));
             }
         }
@@ -822,7 +827,7 @@ bool consumer_impl::adopt_event(rd_kafka_event_t* event) {
         return true;
     }
     case RD_KAFKA_EVENT_REBALANCE:
-        if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) client_->assigned_by_group.store(true);
+        client_->note_rebalance(event);
         rebalances_.emplace_back(event);
         process_rebalances();
         return true;
