@@ -255,15 +255,13 @@ public:
     /// partition are dropped. Throws kcoro::error (errc::state) for a partition not assigned.
     void seek(const partition_offset& position);
 
-    /// Stops / restarts fetching these partitions (messages already buffered are still
-    /// delivered). A resumed partition goes on right after the last message fetched before
-    /// the pause, or from the offset of a seek made while paused.
+    /// Stops / restarts fetching these partitions (messages already buffered are still delivered).
     void pause(const std::vector<topic_partition>& partitions);
     void resume(const std::vector<topic_partition>& partitions);
 
-    /// The offset of the next message the application will receive per partition (after
-    /// a seek to an offset, that offset; offsets::invalid before the first message).
-    /// Messages fetched into the local buffer but not yet received do not count.
+    /// The offset of the next message the application will receive per partition
+    /// (offsets::invalid before the first message). Messages fetched into the local
+    /// buffer but not yet received do not count.
     std::vector<partition_offset> position(const std::vector<topic_partition>& partitions) const;
 
     /// The last known high watermark minus the position: how far behind this consumer
