@@ -172,6 +172,12 @@ struct consumer_client {
     std::atomic<bool> assigned_by_group{false};
     // Set once librdkafka says the group was joined with the cooperative protocol.
     std::atomic<bool> joined_cooperative{false};
+    // Rebalances taken off the queue and not yet answered with an (incremental) assign or
+    // unassign. librdkafka's group handler waits for that answer: while one is open it
+    // cannot finish leaving, so a call that waits for the group handler gets its reply. Once
+    // it may have finished, such a call may wait for ever: librdkafka 2.0 drops the requests
+    // still queued to a group handler that terminates.
+    std::atomic<int> open_rebalances{0};
 
     consumer_client() = default;
     consumer_client(const consumer_client&) = delete;
@@ -206,13 +212,20 @@ struct consumer_client {
     // Called with each rebalance event taken off the queue: an assignment means the
     // assignor's state exists.
     void note_rebalance(rd_kafka_event_t* event) noexcept {
+        open_rebalances.fetch_add(1);
         if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) assigned_by_group.store(true);
     }
+    // Called once a rebalance taken off the queue is answered.
+    void note_answered() noexcept { open_rebalances.fetch_sub(1); }
 
-    // Asks librdkafka which protocol the group was joined with; only while the group is
-    // not left: afterwards librdkafka no longer says.
+    // Whether a call that waits for librdkafka's group handler is sure to be answered:
+    // before leaving, or while the group waits for this member (see open_rebalances).
+    bool group_answers() const noexcept { return !leaving.load() || open_rebalances.load() > 0; }
+
+    // Asks librdkafka which protocol the group was joined with. Only before leaving: the
+    // question could go unanswered afterwards (see open_rebalances).
     void note_protocol() {
-        if (destroy_may_abort() && !joined_cooperative.load() && is_cooperative(rk.get()))
+        if (destroy_may_abort() && !leaving.load() && !joined_cooperative.load() && is_cooperative(rk.get()))
             joined_cooperative.store(true);
     }
 
@@ -222,10 +235,12 @@ private:
     // destroy's, does not take over the first). Released before finishing (the execution
     // context went away, with the revocation queued or in a hook), the consumer gives them up
     // here, without hooks, and serves the queue until librdkafka reports the group left.
+    // Nothing here asks librdkafka's group handler unless it waits for this member: the
+    // protocol is the one the rebalances said (none: the group assigned nothing to give up).
     void finish_leaving() noexcept {
         rd_kafka_t* k = rk.get();
-        const bool cooperative = is_cooperative(k);
-        give_up_assignment(k, cooperative);
+        const bool cooperative = joined_cooperative.load();
+        if (open_rebalances.load() > 0) give_up_assignment(k, cooperative);
         // Bounded: leaving waits at most for a LeaveGroup request, which times out first.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
         while (!rd_kafka_consumer_closed(k) && std::chrono::steady_clock::now() < deadline) {
@@ -233,6 +248,7 @@ private:
             if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
                 note_rebalance(event.get());
                 give_up_partitions(k, cooperative, rd_kafka_event_topic_partition_list(event.get()));
+                note_answered();
             }
         }
     }
@@ -355,6 +371,7 @@ private:
     template <class... Args>
     void complete_with(any_completion_handler<void(error_code, Args...)> handler, error_code ec, Args... args);
     rd_kafka_t* client() const; // under client_mutex_
+    rd_kafka_t* group_client() const; // client(), for calls that wait for the group handler
 
     boost::asio::any_io_executor executor_;
     consumer_options options_;
@@ -468,6 +485,13 @@ consumer_impl::~consumer_impl() {
 rd_kafka_t* consumer_impl::client() const {
     if (!rk_) throw error(errc::client_closed, "consumer");
     return rk_;
+}
+
+rd_kafka_t* consumer_impl::group_client() const {
+    rd_kafka_t* rk = client();
+    // Once close() gave up the partitions, such a call might never return.
+    if (!client_->group_answers()) throw error(errc::client_closed, "consumer (leaving its group)");
+    return rk;
 }
 
 template <class... Args>
@@ -910,10 +934,12 @@ void consumer_impl::apply_assign(rd_kafka_event_t* event, bool cooperative) {
     } else if (auto err = rd_kafka_assign(rk_, parts)) {
         fmt::print(stderr, "kcoro consumer: assign failed: {}\n", rd_kafka_err2str(err));
     }
+    client_->note_answered();
 }
 
 void consumer_impl::apply_revoke(rd_kafka_event_t* event, bool cooperative) {
     give_up_partitions(rk_, cooperative, rd_kafka_event_topic_partition_list(event));
+    client_->note_answered();
 }
 
 void consumer_impl::process_rebalances() {
@@ -921,7 +947,9 @@ void consumer_impl::process_rebalances() {
         std::shared_ptr<rd_kafka_event_t> event(rebalances_.front().release(), &rd_kafka_event_destroy);
         rebalances_.pop_front();
         const rd_kafka_resp_err_t err = rd_kafka_event_error(event.get());
+        // Asking is safe here: the group waits for this rebalance's answer.
         const bool cooperative = is_cooperative(rk_);
+        if (cooperative) client_->joined_cooperative.store(true);
         rebalance_event re;
         re.cooperative = cooperative;
         re.partitions = to_partitions(rd_kafka_event_topic_partition_list(event.get()));
@@ -946,6 +974,7 @@ void consumer_impl::process_rebalances() {
         } else {
             fmt::print(stderr, "kcoro consumer: rebalance error: {}\n", rd_kafka_err2str(err));
             rd_kafka_assign(rk_, nullptr);
+            client_->note_answered();
             continue;
         }
         if (!hook) continue;
@@ -986,20 +1015,20 @@ void consumer_impl::subscribe(const std::vector<std::string>& topics) {
     for (const auto& t : topics) parts.push_back({t, RD_KAFKA_PARTITION_UA});
     auto list = make_list(parts);
     std::lock_guard lock(client_mutex_);
-    if (auto err = rd_kafka_subscribe(client(), list.get()))
+    if (auto err = rd_kafka_subscribe(group_client(), list.get()))
         throw error(make_error_code_from_kafka(err), fmt::format("subscribe to {}", fmt::join(topics, ", ")));
 }
 
 void consumer_impl::unsubscribe() {
     std::lock_guard lock(client_mutex_);
-    if (auto err = rd_kafka_unsubscribe(client())) throw error(make_error_code_from_kafka(err), "unsubscribe");
+    if (auto err = rd_kafka_unsubscribe(group_client())) throw error(make_error_code_from_kafka(err), "unsubscribe");
 }
 
 std::vector<std::string> consumer_impl::subscription() const {
     rd_kafka_topic_partition_list_t* raw = nullptr;
     {
         std::lock_guard lock(client_mutex_);
-        if (auto err = rd_kafka_subscription(client(), &raw))
+        if (auto err = rd_kafka_subscription(group_client(), &raw))
             throw error(make_error_code_from_kafka(err), "subscription");
     }
     tpl_ptr list(raw);
@@ -1012,7 +1041,7 @@ void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
     auto list = make_list(partitions);
     {
         std::lock_guard lock(client_mutex_);
-        if (auto err = rd_kafka_assign(client(), list.get()))
+        if (auto err = rd_kafka_assign(group_client(), list.get()))
             throw error(make_error_code_from_kafka(err), "assign partitions");
     }
     std::vector<topic_partition> keep;
@@ -1028,7 +1057,7 @@ void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
 void consumer_impl::unassign() {
     {
         std::lock_guard lock(client_mutex_);
-        if (auto err = rd_kafka_assign(client(), nullptr)) throw error(make_error_code_from_kafka(err), "unassign");
+        if (auto err = rd_kafka_assign(group_client(), nullptr)) throw error(make_error_code_from_kafka(err), "unassign");
     }
     drop_buffered({}, true);
 }
@@ -1037,7 +1066,7 @@ std::vector<topic_partition> consumer_impl::assignment() const {
     rd_kafka_topic_partition_list_t* raw = nullptr;
     {
         std::lock_guard lock(client_mutex_);
-        if (auto err = rd_kafka_assignment(client(), &raw)) throw error(make_error_code_from_kafka(err), "assignment");
+        if (auto err = rd_kafka_assignment(group_client(), &raw)) throw error(make_error_code_from_kafka(err), "assignment");
     }
     tpl_ptr list(raw);
     return to_partitions(list.get());
@@ -1193,12 +1222,12 @@ void consumer_impl::watermark_offsets(topic_partition tp, std::chrono::milliseco
 
 kcoro::group_metadata consumer_impl::group_metadata() const {
     std::lock_guard lock(client_mutex_);
-    return kcoro::group_metadata(rd_kafka_consumer_group_metadata(client()));
+    return kcoro::group_metadata(rd_kafka_consumer_group_metadata(group_client()));
 }
 
 std::string consumer_impl::member_id() const {
     std::lock_guard lock(client_mutex_);
-    char* id = rd_kafka_memberid(client());
+    char* id = rd_kafka_memberid(group_client());
     if (!id) return {};
     std::string out(id);
     rd_kafka_mem_free(rk_, id);
@@ -1270,14 +1299,16 @@ void consumer_impl::begin_close() {
     }
     // Leaves the group from the executor: librdkafka puts the final revocation on our queue,
     // which the bridge keeps draining (running the hook), until the consumer reports closed.
+    // The group handler is not asked again from here on: it may have finished and no longer
+    // answer (consumer_client::open_rebalances). A JoinGroup answered in the moment between
+    // the question above and the close is the one case this leaves to librdkafka.
+    client_->leaving.store(true);
     if (error_ptr e{rd_kafka_consumer_close_queue(rk_, queue_)}) {
+        client_->leaving.store(false);
         fmt::print(stderr, "kcoro consumer: close: {}\n", rd_kafka_error_string(e.get()));
         finish_close();
         return;
     }
-    // A JoinGroup answered since the question above: its assignment will not come now.
-    client_->note_protocol();
-    client_->leaving.store(true);
     poll_closed();
 }
 
