@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_set>
 #include <vector>
 
@@ -93,6 +95,14 @@ std::string describe_partition(std::string_view topic, std::int32_t partition) {
 bool contains(const std::vector<topic_partition>& parts, std::string_view topic, std::int32_t partition) {
     return std::any_of(parts.begin(), parts.end(),
                        [&](const topic_partition& p) { return p.partition == partition && p.topic == topic; });
+}
+
+// The entry of `offsets` (const or not) for one partition, or null.
+template <class Offsets>
+auto* find_offset(Offsets& offsets, std::string_view topic, std::int32_t partition) {
+    auto it = std::find_if(offsets.begin(), offsets.end(),
+                           [&](const partition_offset& p) { return p.partition == partition && p.topic == topic; });
+    return it == offsets.end() ? nullptr : &*it;
 }
 
 // Errors that concern what the application consumes, so a receive reports them. Others
@@ -185,6 +195,10 @@ struct consumer_client {
     ~consumer_client() {
         if (rk && leaving.load() && !rd_kafka_consumer_closed(rk.get())) finish_leaving();
         if (rk && !leaving.load()) note_protocol();
+        // rd_kafka_destroy() purges the main queue and the queue it forwards to, and waits for
+        // every partition to be released: messages fetched but never taken hold theirs. The
+        // main queue forwards beside (see consumer_impl) until now: back to the consumer queue.
+        if (rk) rd_kafka_poll_set_consumer(rk.get());
         queue.reset();
         side_queue.reset();
         if (!rk) return;
@@ -209,11 +223,11 @@ struct consumer_client {
         return destroy_may_abort() && joined_cooperative.load() && !assigned_by_group.load();
     }
 
-    // Called with each rebalance event taken off the queue: an assignment means the
-    // assignor's state exists.
-    void note_rebalance(rd_kafka_event_t* event) noexcept {
+    // Called with each rebalance taken off the queue: an assignment means the assignor's
+    // state exists.
+    void note_rebalance(rd_kafka_resp_err_t kind) noexcept {
         open_rebalances.fetch_add(1);
-        if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) assigned_by_group.store(true);
+        if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) assigned_by_group.store(true);
     }
     // Called once a rebalance taken off the queue is answered.
     void note_answered() noexcept { open_rebalances.fetch_sub(1); }
@@ -246,7 +260,7 @@ private:
         while (!rd_kafka_consumer_closed(k) && std::chrono::steady_clock::now() < deadline) {
             event_ptr event(rd_kafka_queue_poll(queue.get(), 100));
             if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
-                note_rebalance(event.get());
+                note_rebalance(rd_kafka_event_error(event.get()));
                 give_up_partitions(k, cooperative, rd_kafka_event_topic_partition_list(event.get()));
                 note_answered();
             }
@@ -319,11 +333,15 @@ public:
     void close(any_completion_handler<void(error_code)> handler);
     void disable_hooks() noexcept { hooks_enabled_.store(false); }
 
-    // event_sink
-    void on_event(rd_kafka_event_t* event) override { (void)adopt_event(event); }
-    bool adopt_event(rd_kafka_event_t* event) override;
+    // event_sink, for the consumer queue
+    void on_event(rd_kafka_event_t* event) override { on_side_event(event); }
+    std::size_t take(rd_kafka_queue_t* queue, std::size_t budget) override;
     bool accepting_events() override;
     void after_drain() override;
+
+    // librdkafka's rebalance_cb: it runs inside take()'s rd_kafka_consume_batch_queue().
+    static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t kind, rd_kafka_topic_partition_list_t* partitions,
+                             void* opaque);
 
     // registered_client
     void on_context_shutdown() noexcept override {
@@ -338,21 +356,29 @@ public:
 private:
     enum class lifecycle : std::uint8_t { open, closing, closed };
 
-    // Commit results and logs have a queue of their own, always drained: a full local
-    // buffer (which stops draining the consumer queue) never holds up a commit.
+    // Commit results, logs and client-wide errors (librdkafka's main queue, forwarded) have a
+    // queue of their own, always drained: a full local buffer (which stops draining the
+    // consumer queue) never holds up a commit.
     struct side_sink final : event_sink {
         consumer_impl* self = nullptr;
         void on_event(rd_kafka_event_t* event) override { self->on_side_event(event); }
         void after_drain() override {}
     };
 
-    void deliver(message&& msg);
+    void take_messages(rd_kafka_message_t* const* taken, std::size_t n);
+    void note_runs(std::span<const message> messages);
+    void note_taken(std::string_view topic, std::int32_t partition, std::int64_t next); // under mutex_
+    void forget_taken(const std::vector<topic_partition>& parts, bool all);
+
+    void deliver(std::span<message> messages);
     void complete_ready();
     void store_received(const message& m) const noexcept;
     void store_received(const receive_op* op) const noexcept;
     std::optional<std::int64_t> first_unreceived(const topic_partition& tp) const; // under mutex_
-    void deliver_error(error_code ec, std::string context, bool coalesce = false);
+    void deliver_error(error_code ec, std::string context, bool coalesce, bool may_run_inline);
     void on_error_event(rd_kafka_event_t* event);
+    void on_error(rd_kafka_resp_err_t err, const char* text, const char* topic, std::int32_t partition, bool fatal,
+                  bool may_run_inline);
     void on_side_event(rd_kafka_event_t* event);
     bool fill_from_buffer(receive_op* op, error_code& ec);
     void link(receive_op* op);
@@ -362,8 +388,8 @@ private:
     void expire_batches();
     void drop_buffered(const std::vector<topic_partition>& parts, bool all);
     void process_rebalances();
-    void apply_assign(rd_kafka_event_t* event, bool cooperative);
-    void apply_revoke(rd_kafka_event_t* event, bool cooperative);
+    void apply_assign(const rd_kafka_topic_partition_list_t* partitions, bool cooperative);
+    void apply_revoke(const rd_kafka_topic_partition_list_t* partitions, bool cooperative);
     void begin_close();
     void poll_closed();
     void finish_close();
@@ -379,8 +405,8 @@ private:
     // Declared before the bridges: a bridge detaches from its queue when destroyed.
     std::shared_ptr<consumer_client> client_;
     rd_kafka_t* rk_ = nullptr;               // client_'s, null once released at close
-    rd_kafka_queue_t* queue_ = nullptr;      // the consumer queue: messages, rebalances, errors
-    rd_kafka_queue_t* side_queue_ = nullptr; // commit results and logs
+    rd_kafka_queue_t* queue_ = nullptr;      // the consumer queue: messages, rebalances, partition errors
+    rd_kafka_queue_t* side_queue_ = nullptr; // commit results, logs, client-wide errors
     mutable std::mutex client_mutex_;        // guards rk_ against release at close
     side_sink side_sink_;
     std::optional<event_bridge> bridge_;
@@ -406,10 +432,19 @@ private:
     bool store_on_receive_ = false; // store offsets as messages are handed out
     std::string last_error_context_;
     std::string group_id_; // for errors about the group
+    // Per partition, the offset after the last message taken from librdkafka (or of the
+    // last seek): where the application's position is, and where a resume goes on from.
+    std::vector<partition_offset> taken_;
+    std::vector<topic_partition> paused_; // by the application
     std::exception_ptr handler_exception_; // thrown by a handler run from the drain
 
     // Rebalances, on the strand.
-    std::deque<event_ptr> rebalances_;
+    struct pending_rebalance {
+        rd_kafka_resp_err_t kind; // __ASSIGN_PARTITIONS or __REVOKE_PARTITIONS (or an error)
+        tpl_ptr partitions;
+    };
+    std::deque<pending_rebalance> rebalances_;
+    bool rebalance_taken_ = false; // by on_rebalance() during the current take()
     std::vector<topic_partition> revoking_; // while a revocation hook runs
     bool revoking_all_ = false;
     bool rebalance_running_ = false;
@@ -441,17 +476,23 @@ consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config
     effective.set("enable.auto.offset.store", "false");
     effective.set("log.queue", "true");
     auto conf = make_conf(effective);
-    rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_FETCH | RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_ERROR |
-                                             RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_OFFSET_COMMIT);
+    rd_kafka_conf_set_events(conf.get(), RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG |
+                                             RD_KAFKA_EVENT_OFFSET_COMMIT);
+    // The consumer queue is drained with rd_kafka_consume_batch_queue(), many messages per
+    // call, which hands rebalances to this callback (rd_kafka_queue_poll() would make each
+    // message an event of its own); the leave-on-destroy loop still polls them as events.
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &consumer_impl::on_rebalance);
     client_ = std::make_shared<consumer_client>();
     client_->rk = make_client(RD_KAFKA_CONSUMER, std::move(conf));
     rk_ = client_->rk.get();
-    // Everything (the main queue included) goes to the consumer queue, bridged below.
-    rd_kafka_poll_set_consumer(rk_);
     client_->queue.reset(rd_kafka_queue_get_consumer(rk_));
     client_->side_queue.reset(rd_kafka_queue_new(rk_));
     queue_ = client_->queue.get();
     side_queue_ = client_->side_queue.get();
+    // Only messages, rebalances and partition errors stay on the consumer queue: what
+    // librdkafka's main queue gets (client-wide errors, auto-commit results) goes beside.
+    queue_ptr main_queue(rd_kafka_queue_get_main(rk_));
+    rd_kafka_queue_forward(main_queue.get(), side_queue_);
     rd_kafka_set_log_queue(rk_, side_queue_);
     side_sink_.self = this;
     bridge_.emplace(executor_, queue_);
@@ -653,30 +694,40 @@ void consumer_impl::cancel(receive_op* op) {
     op->complete(boost::asio::error::operation_aborted, false);
 }
 
-void consumer_impl::deliver(message&& msg) {
+// On the strand: hands messages to pending receives in order, the rest to the buffer.
+void consumer_impl::deliver(std::span<message> messages) {
     std::unique_lock lock(mutex_);
-    receive_op* op = pending_head_;
-    if (!op) {
-        buffer_.push_back(buffered{std::move(msg), {}, {}});
-        return;
-    }
-    if (op->is_batch()) {
-        op->batch.push_back(std::move(msg));
-        if (op->batch.size() < op->max_messages) return;
+    for (message& msg : messages) {
+        receive_op* op = pending_head_;
+        if (!op) {
+            buffer_.push_back(buffered{std::move(msg), {}, {}});
+            continue;
+        }
+        if (op->is_batch()) {
+            op->batch.push_back(std::move(msg));
+            if (op->batch.size() < op->max_messages) continue;
+            unlink(op);
+            store_received(op);
+            lock.unlock();
+            // A handler run inline that throws must not strand the rest of the messages:
+            // keep the exception and rethrow it after the drain.
+            try {
+                op->complete({}, true);
+            } catch (...) {
+                if (!handler_exception_) handler_exception_ = std::current_exception();
+            }
+            lock.lock();
+            continue;
+        }
+        op->single = std::move(msg);
         unlink(op);
-        store_received(op);
-        lock.unlock();
-        op->complete({}, true);
-        return;
+        op->next = nullptr;
+        if (ready_tail_)
+            ready_tail_->next = op;
+        else
+            ready_head_ = op;
+        ready_tail_ = op;
     }
-    op->single = std::move(msg);
-    unlink(op);
-    op->next = nullptr;
-    if (ready_tail_)
-        ready_tail_->next = op;
-    else
-        ready_head_ = op;
-    ready_tail_ = op;
 }
 
 void consumer_impl::complete_ready() {
@@ -698,7 +749,7 @@ void consumer_impl::complete_ready() {
     }
 }
 
-void consumer_impl::deliver_error(error_code ec, std::string context, bool coalesce) {
+void consumer_impl::deliver_error(error_code ec, std::string context, bool coalesce, bool may_run_inline) {
     std::unique_lock lock(mutex_);
     if (closing_) return;
     receive_op* op = pending_head_;
@@ -718,7 +769,7 @@ void consumer_impl::deliver_error(error_code ec, std::string context, bool coale
         last_error_context_ = std::move(context);
     }
     lock.unlock();
-    op->complete(ec, true);
+    op->complete(ec, may_run_inline);
 }
 
 bool consumer_impl::accepting_events() {
@@ -824,46 +875,93 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
 
 // ---- events --------------------------------------------------------------------------
 
-bool consumer_impl::adopt_event(rd_kafka_event_t* event) {
-    switch (rd_kafka_event_type(event)) {
-    case RD_KAFKA_EVENT_FETCH: {
-        const rd_kafka_message_t* m = rd_kafka_event_message_next(event);
-        if (!m) return false;
+namespace {
+thread_local consumer_impl* draining_consumer = nullptr; // whose take() runs on this thread
+constexpr std::size_t most_per_take = 256;
+} // namespace
+
+std::size_t consumer_impl::take(rd_kafka_queue_t* queue, std::size_t budget) {
+    std::size_t room = std::min(budget, most_per_take);
+    {
+        // Never more than the buffer has room for (accepting_events() saw some).
+        std::lock_guard lock(mutex_);
+        if (!closing_ && buffer_.size() < options_.max_buffered)
+            room = std::min(room, options_.max_buffered - buffer_.size());
+    }
+    std::array<rd_kafka_message_t*, most_per_take> taken;
+    draining_consumer = this;
+    const ssize_t n = rd_kafka_consume_batch_queue(queue, 0, taken.data(), room);
+    draining_consumer = nullptr;
+    if (n < 0) {
+        fmt::print(stderr, "kcoro consumer: {}\n", rd_kafka_err2str(rd_kafka_last_error()));
+        return 0;
+    }
+    take_messages(taken.data(), static_cast<std::size_t>(n));
+    const bool rebalanced = std::exchange(rebalance_taken_, false);
+    if (rebalanced) process_rebalances();
+    if (n > 0 || rebalanced) return std::max<std::size_t>(static_cast<std::size_t>(n), 1);
+    // librdkafka also stops at a wake-up, with more queued behind it.
+    return rd_kafka_queue_length(queue) > 0 ? 1 : 0;
+}
+
+// librdkafka before 2.1.0 advances its resume point past messages that a pause, arriving
+// while rd_kafka_consume_batch_queue() runs, then drops from the batch: kcoro keeps its own.
+void consumer_impl::note_runs(std::span<const message> messages) {
+    if (messages.empty()) return;
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        const rd_kafka_message_t* m = messages[i].native_handle();
+        const bool last_of_run = i + 1 == messages.size() || messages[i + 1].native_handle()->rkt != m->rkt ||
+                                 messages[i + 1].partition() != m->partition;
+        if (last_of_run) note_taken(rd_kafka_topic_name(m->rkt), m->partition, m->offset + 1);
+    }
+}
+
+void consumer_impl::note_taken(std::string_view topic, std::int32_t partition, std::int64_t next) {
+    if (auto* t = find_offset(taken_, topic, partition))
+        t->offset = next;
+    else
+        taken_.push_back({std::string(topic), partition, next});
+}
+
+void consumer_impl::forget_taken(const std::vector<topic_partition>& parts, bool all) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(taken_, [&](const partition_offset& t) { return all || contains(parts, t.topic, t.partition); });
+    std::erase_if(paused_, [&](const topic_partition& t) { return all || contains(parts, t.topic, t.partition); });
+}
+
+void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t n) {
+    std::array<message, most_per_take> messages;
+    std::size_t count = 0;
+    const auto hand_out = [&] {
+        note_runs(std::span(messages.data(), count));
+        deliver(std::span(messages.data(), count));
+        count = 0;
+    };
+    const bool open = state_.load(std::memory_order_acquire) == lifecycle::open;
+    for (std::size_t i = 0; i < n; ++i) {
+        rd_kafka_message_t* m = taken[i];
         if (m->err) {
-            deliver_error(make_error_code_from_kafka(m->err),
-                          describe_partition(m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->partition));
-            return false;
+            hand_out(); // in order: what came before the error first
+            message owned(m, client_);
+            try {
+                on_error(m->err, static_cast<const char*>(m->payload),
+                         m->rkt ? rd_kafka_topic_name(m->rkt) : nullptr, m->partition, false, true);
+            } catch (...) { // a handler run inline threw: the rest of the messages still go on
+                if (!handler_exception_) handler_exception_ = std::current_exception();
+            }
+            continue;
         }
-        if (state_.load(std::memory_order_acquire) != lifecycle::open) return false; // closing: dropped
-        // Fetched before the revocation took effect: the partition's next owner reads it
-        // from the committed offset (it was never handed out, so never stored).
-        if (!revoking_.empty() &&
-            (revoking_all_ || contains(revoking_, rd_kafka_topic_name(m->rkt), m->partition)))
-            return false;
-        // From here the message owns the event. A handler run inline that throws must not
-        // unwind into the bridge (which would free the event again): keep the exception
-        // and rethrow it after the drain.
-        try {
-            deliver(message(event, m, client_));
-        } catch (...) {
-            if (!handler_exception_) handler_exception_ = std::current_exception();
+        // Closing: dropped. Fetched before a revocation took effect: the partition's next
+        // owner reads it from the committed offset (never handed out, so never stored).
+        if (!open ||
+            (!revoking_.empty() && (revoking_all_ || contains(revoking_, rd_kafka_topic_name(m->rkt), m->partition)))) {
+            rd_kafka_message_destroy(m);
+            continue;
         }
-        return true;
+        messages[count++] = message(m, client_);
     }
-    case RD_KAFKA_EVENT_REBALANCE:
-        client_->note_rebalance(event);
-        rebalances_.emplace_back(event);
-        process_rebalances();
-        return true;
-    case RD_KAFKA_EVENT_ERROR: on_error_event(event); return false;
-    case RD_KAFKA_EVENT_LOG: print_log(event); return false;
-    case RD_KAFKA_EVENT_OFFSET_COMMIT:
-        // Auto-commit results: only failures are worth a word.
-        if (auto err = rd_kafka_event_error(event); err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            fmt::print(stderr, "kcoro consumer: auto-commit failed: {}\n", rd_kafka_err2str(err));
-        return false;
-    default: return false;
-    }
+    hand_out();
 }
 
 void consumer_impl::after_drain() {
@@ -872,14 +970,20 @@ void consumer_impl::after_drain() {
 }
 
 void consumer_impl::on_error_event(rd_kafka_event_t* event) {
-    rd_kafka_resp_err_t err = rd_kafka_event_error(event);
     std::unique_ptr<rd_kafka_topic_partition_t, decltype(&rd_kafka_topic_partition_destroy)> tp(
         rd_kafka_event_topic_partition(event), &rd_kafka_topic_partition_destroy);
-    const char* text = rd_kafka_event_error_string(event);
-    if (rd_kafka_event_error_is_fatal(event)) {
+    // From the side bridge: a receive completed from here is posted to its executor.
+    on_error(rd_kafka_event_error(event), rd_kafka_event_error_string(event), tp ? tp->topic : nullptr,
+             tp ? tp->partition : -1, rd_kafka_event_error_is_fatal(event), false);
+}
+
+void consumer_impl::on_error(rd_kafka_resp_err_t err, const char* text, const char* topic, std::int32_t partition,
+                             bool fatal, bool may_run_inline) {
+    if (fatal) {
         char reason[512];
         err = rd_kafka_fatal_error(rk_, reason, sizeof reason);
-        deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason));
+        deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason), false,
+                      may_run_inline);
         return;
     }
     // librdkafka 2.0 treats a refused authentication or TLS handshake as transient and
@@ -888,23 +992,28 @@ void consumer_impl::on_error_event(rd_kafka_event_t* event) {
     const bool refused = is_refusal(make_error_code_from_kafka(err));
     // Any other transient error (a leader moving, a request timing out) is retried by
     // librdkafka even when it names a partition: logged, never failing a receive.
-    if (!refused && !is_consumer_error(err) && (!tp || is_retriable(make_error_code_from_kafka(err)))) {
-        fmt::print(stderr, "kcoro consumer error: {}\n", text ? text : rd_kafka_err2str(err));
+    if (!refused && !is_consumer_error(err) && (!topic || is_retriable(make_error_code_from_kafka(err)))) {
+        fmt::print(stderr, "kcoro consumer error: {}\n", text && *text ? text : rd_kafka_err2str(err));
         return;
     }
-    std::string context = tp                                                    ? describe_partition(tp->topic, tp->partition)
+    std::string context = topic                                                 ? describe_partition(topic, partition)
                           : err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ? fmt::format("group '{}'", group_id_)
                           : refused                                             ? std::string("connect")
                                                                                 : std::string("receive");
     if (text && *text) context += fmt::format(" ({})", text);
-    deliver_error(make_error_code_from_kafka(err), std::move(context), !tp);
+    deliver_error(make_error_code_from_kafka(err), std::move(context), !topic, may_run_inline);
 }
 
 void consumer_impl::on_side_event(rd_kafka_event_t* event) {
     switch (rd_kafka_event_type(event)) {
     case RD_KAFKA_EVENT_OFFSET_COMMIT: {
         auto* op = static_cast<commit_op*>(rd_kafka_event_opaque(event));
-        if (!op) return;
+        if (!op) {
+            // An auto-commit's result: only a failure is worth a word.
+            if (auto err = rd_kafka_event_error(event); err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                fmt::print(stderr, "kcoro consumer: auto-commit failed: {}\n", rd_kafka_err2str(err));
+            return;
+        }
         {
             std::lock_guard lock(commit_mutex_);
             if (!commits_.erase(op)) return;
@@ -920,59 +1029,86 @@ void consumer_impl::on_side_event(rd_kafka_event_t* event) {
         break;
     }
     case RD_KAFKA_EVENT_LOG: print_log(event); break;
+    case RD_KAFKA_EVENT_ERROR: on_error_event(event); break;
     default: break;
     }
 }
 
 // ---- rebalances (on the strand) -------------------------------------------------------
 
-void consumer_impl::apply_assign(rd_kafka_event_t* event, bool cooperative) {
-    rd_kafka_topic_partition_list_t* parts = rd_kafka_event_topic_partition_list(event);
+void consumer_impl::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t kind, rd_kafka_topic_partition_list_t* partitions,
+                                 void*) {
+    consumer_impl* self = draining_consumer;
+    if (!self) {
+        // Only take() serves the consumer queue with callbacks; should librdkafka call this
+        // from elsewhere, no hook can run: the change is applied as librdkafka would.
+        if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            if (!is_cooperative(rk))
+                (void)rd_kafka_assign(rk, partitions);
+            else if (error_ptr e{rd_kafka_incremental_assign(rk, partitions)})
+                fmt::print(stderr, "kcoro consumer: incremental assign failed: {}\n", rd_kafka_error_string(e.get()));
+        } else {
+            give_up_partitions(rk, is_cooperative(rk), partitions);
+        }
+        return;
+    }
+    self->client_->note_rebalance(kind);
+    self->rebalances_.push_back({kind, tpl_ptr(rd_kafka_topic_partition_list_copy(partitions))});
+    // Applied once the batch is handed out. Not rd_kafka_yield(): librdkafka 2.0 would then
+    // drop (and leak) the next message of the batch. The batch may hold messages queued
+    // after a revocation: the partitions are still this member's until it gives them up.
+    self->rebalance_taken_ = true;
+}
+
+void consumer_impl::apply_assign(const rd_kafka_topic_partition_list_t* partitions, bool cooperative) {
     if (cooperative) {
-        if (error_ptr e{rd_kafka_incremental_assign(rk_, parts)})
+        if (error_ptr e{rd_kafka_incremental_assign(rk_, partitions)})
             fmt::print(stderr, "kcoro consumer: incremental assign failed: {}\n", rd_kafka_error_string(e.get()));
-    } else if (auto err = rd_kafka_assign(rk_, parts)) {
+    } else if (auto err = rd_kafka_assign(rk_, partitions)) {
         fmt::print(stderr, "kcoro consumer: assign failed: {}\n", rd_kafka_err2str(err));
     }
     client_->note_answered();
 }
 
-void consumer_impl::apply_revoke(rd_kafka_event_t* event, bool cooperative) {
-    give_up_partitions(rk_, cooperative, rd_kafka_event_topic_partition_list(event));
+void consumer_impl::apply_revoke(const rd_kafka_topic_partition_list_t* partitions, bool cooperative) {
+    give_up_partitions(rk_, cooperative, partitions);
     client_->note_answered();
 }
 
 void consumer_impl::process_rebalances() {
     while (!rebalance_running_ && !rebalances_.empty()) {
-        std::shared_ptr<rd_kafka_event_t> event(rebalances_.front().release(), &rd_kafka_event_destroy);
+        pending_rebalance next = std::move(rebalances_.front());
         rebalances_.pop_front();
-        const rd_kafka_resp_err_t err = rd_kafka_event_error(event.get());
         // Asking is safe here: the group waits for this rebalance's answer.
         const bool cooperative = is_cooperative(rk_);
         if (cooperative) client_->joined_cooperative.store(true);
         rebalance_event re;
         re.cooperative = cooperative;
-        re.partitions = to_partitions(rd_kafka_event_topic_partition_list(event.get()));
+        re.partitions = to_partitions(next.partitions.get());
         // Cooperative rebalances also report empty changes: no news for the hook.
         const bool hook =
             hooks_enabled_.load() && static_cast<bool>(options_.on_rebalance) && !re.partitions.empty();
+        // Assigned partitions start from their committed offsets; revoked ones are gone.
+        forget_taken(re.partitions, !cooperative);
+        // What the hook's end still has to give up (a revocation's partitions).
+        std::shared_ptr<rd_kafka_topic_partition_list_t> revoked;
 
-        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-            apply_assign(event.get(), cooperative);
+        if (next.kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            apply_assign(next.partitions.get(), cooperative);
             re.type = rebalance_event::kind::assigned;
-            event.reset(); // nothing left to do after the hook
-        } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        } else if (next.kind == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
             re.type = rd_kafka_assignment_lost(rk_) ? rebalance_event::kind::lost : rebalance_event::kind::revoked;
             // Buffered messages of these partitions now belong to another member.
             drop_buffered(re.partitions, !cooperative);
             if (!hook) {
-                apply_revoke(event.get(), cooperative);
+                apply_revoke(next.partitions.get(), cooperative);
             } else {
+                revoked = std::shared_ptr<rd_kafka_topic_partition_list_t>(next.partitions.release(), tpl_deleter{});
                 revoking_ = re.partitions;
                 revoking_all_ = !cooperative;
             }
         } else {
-            fmt::print(stderr, "kcoro consumer: rebalance error: {}\n", rd_kafka_err2str(err));
+            fmt::print(stderr, "kcoro consumer: rebalance error: {}\n", rd_kafka_err2str(next.kind));
             rd_kafka_assign(rk_, nullptr);
             client_->note_answered();
             continue;
@@ -980,7 +1116,7 @@ void consumer_impl::process_rebalances() {
         if (!hook) continue;
 
         rebalance_running_ = true;
-        auto done = [self = shared_from_this(), event, cooperative](std::exception_ptr e) {
+        auto done = [self = shared_from_this(), revoked, cooperative](std::exception_ptr e) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -990,7 +1126,7 @@ void consumer_impl::process_rebalances() {
                     fmt::print(stderr, "kcoro consumer: rebalance hook threw\n");
                 }
             }
-            if (event) self->apply_revoke(event.get(), cooperative);
+            if (revoked) self->apply_revoke(revoked.get(), cooperative);
             self->revoking_.clear();
             self->revoking_all_ = false;
             self->rebalance_running_ = false;
@@ -1000,7 +1136,7 @@ void consumer_impl::process_rebalances() {
             boost::asio::co_spawn(bridge_->strand(), options_.on_rebalance(std::move(re)), std::move(done));
         } catch (...) {
             // The hook could not even start: go on without it.
-            if (event) apply_revoke(event.get(), cooperative);
+            if (revoked) apply_revoke(revoked.get(), cooperative);
             revoking_.clear();
             revoking_all_ = false;
             rebalance_running_ = false;
@@ -1046,6 +1182,7 @@ void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
     }
     std::vector<topic_partition> keep;
     for (const auto& p : partitions) keep.push_back({p.topic, p.partition});
+    forget_taken({}, true); // each partition starts again where the assignment says
     // Buffered messages of partitions no longer assigned are stale.
     std::vector<buffered> dropped;
     std::unique_lock lock(mutex_);
@@ -1059,6 +1196,7 @@ void consumer_impl::unassign() {
         std::lock_guard lock(client_mutex_);
         if (auto err = rd_kafka_assign(group_client(), nullptr)) throw error(make_error_code_from_kafka(err), "unassign");
     }
+    forget_taken({}, true);
     drop_buffered({}, true);
 }
 
@@ -1141,18 +1279,44 @@ void consumer_impl::seek(const partition_offset& position) {
         std::string context;
         if (error_code ec = first_error(list.get(), &context)) throw error(ec, "seek " + context);
     }
+    if (position.offset >= 0) {
+        std::lock_guard lock(mutex_);
+        note_taken(position.topic, position.partition, position.offset);
+    } else {
+        forget_taken({{position.topic, position.partition}}, false); // a logical offset: librdkafka resolves it
+    }
     drop_buffered({{position.topic, position.partition}}, false);
 }
 
 void consumer_impl::pause_resume(const std::vector<topic_partition>& partitions, bool pause) {
     auto list = make_list(partitions);
-    std::lock_guard lock(client_mutex_);
-    const auto err = pause ? rd_kafka_pause_partitions(client(), list.get())
-                           : rd_kafka_resume_partitions(client(), list.get());
-    const char* what = pause ? "pause" : "resume";
-    if (err) throw error(make_error_code_from_kafka(err), what);
-    std::string context;
-    if (error_code ec = first_error(list.get(), &context)) throw error(ec, fmt::format("{} {}", what, context));
+    // A paused partition goes on, when resumed, right after the last message kcoro took:
+    // librdkafka before 2.1.0 may otherwise skip messages a pause dropped (see note_runs()).
+    std::vector<partition_offset> resume_at;
+    if (!pause) {
+        std::lock_guard lock(mutex_);
+        for (const auto& p : partitions)
+            if (const auto* t = find_offset(taken_, p.topic, p.partition); t && contains(paused_, p.topic, p.partition))
+                resume_at.push_back(*t);
+    }
+    {
+        std::lock_guard lock(client_mutex_);
+        // Seeking while still paused: nothing is fetched from the old resume point.
+        if (!resume_at.empty()) error_ptr ignored(rd_kafka_seek_partitions(client(), make_list(resume_at).get(), 0));
+        const auto err = pause ? rd_kafka_pause_partitions(client(), list.get())
+                               : rd_kafka_resume_partitions(client(), list.get());
+        const char* what = pause ? "pause" : "resume";
+        if (err) throw error(make_error_code_from_kafka(err), what);
+        std::string context;
+        if (error_code ec = first_error(list.get(), &context)) throw error(ec, fmt::format("{} {}", what, context));
+    }
+    std::lock_guard lock(mutex_);
+    for (const auto& p : partitions) {
+        const bool known = contains(paused_, p.topic, p.partition);
+        if (pause && !known) paused_.push_back(p);
+        if (!pause && known)
+            std::erase_if(paused_, [&](const topic_partition& x) { return x.partition == p.partition && x.topic == p.topic; });
+    }
 }
 
 std::vector<partition_offset> consumer_impl::position(const std::vector<topic_partition>& partitions) const {
@@ -1163,11 +1327,14 @@ std::vector<partition_offset> consumer_impl::position(const std::vector<topic_pa
             throw error(make_error_code_from_kafka(err), "position");
     }
     auto out = to_offsets(list.get());
-    // librdkafka's position counts what the bridge drained; the application's stops at
-    // the first message still waiting in the local buffer.
+    // librdkafka's position counts what the bridge drained (kcoro's own count, which a pause
+    // cannot skip ahead, where it has one); the application's stops at the first message
+    // still waiting in the local buffer.
     std::lock_guard lock(mutex_);
-    for (auto& po : out)
+    for (auto& po : out) {
+        if (const auto* t = find_offset(taken_, po.topic, po.partition)) po.offset = t->offset;
         if (auto first = first_unreceived({po.topic, po.partition})) po.offset = *first;
+    }
     return out;
 }
 

@@ -6,10 +6,9 @@
 namespace kcoro {
 
 void message::reset() noexcept {
-    if (event_) rd_kafka_event_destroy(event_);
-    event_ = nullptr;
+    if (msg_) rd_kafka_message_destroy(msg_);
     msg_ = nullptr;
-    client_.reset(); // after the event: the client must outlive it
+    client_.reset(); // after the message: the client must outlive it
 }
 
 std::string_view message::topic() const noexcept { return rd_kafka_topic_name(msg_->rkt); }

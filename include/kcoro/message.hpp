@@ -2,7 +2,7 @@
 //
 // A message owns the record librdkafka fetched, without copying it: key, value and
 // headers are views into librdkafka's buffer, valid as long as the message lives.
-// Messages are move-only and cheap to move (two pointers).
+// Messages are move-only and cheap to move (a pointer and a shared_ptr).
 //
 // A message may outlive its consumer: it keeps librdkafka's client alive (not the group
 // membership) until the last message of it is destroyed.
@@ -23,8 +23,7 @@
 #include <utility>
 #include <vector>
 
-// librdkafka's types, declared so that this header need not include rdkafka.h.
-struct rd_kafka_op_s;
+// librdkafka's type, declared so that this header need not include rdkafka.h.
 struct rd_kafka_message_s;
 
 namespace kcoro {
@@ -33,12 +32,10 @@ class message {
 public:
     message() noexcept = default;
     message(message&& other) noexcept
-        : event_(std::exchange(other.event_, nullptr)), msg_(std::exchange(other.msg_, nullptr)),
-          client_(std::move(other.client_)) {}
+        : msg_(std::exchange(other.msg_, nullptr)), client_(std::move(other.client_)) {}
     message& operator=(message&& other) noexcept {
         if (this != &other) {
             reset();
-            event_ = std::exchange(other.event_, nullptr);
             msg_ = std::exchange(other.msg_, nullptr);
             client_ = std::move(other.client_);
         }
@@ -77,16 +74,15 @@ public:
     /// librdkafka's message, for what kcoro does not wrap. Owned by this object.
     const rd_kafka_message_s* native_handle() const noexcept { return msg_; }
 
-    /// Takes ownership of a FETCH event and the message it carries (kcoro's core uses it).
-    message(rd_kafka_op_s* event, const rd_kafka_message_s* msg, std::shared_ptr<const void> client) noexcept
-        : event_(event), msg_(msg), client_(std::move(client)) {}
+    /// Takes ownership of a message librdkafka handed out (kcoro's core uses it).
+    message(rd_kafka_message_s* msg, std::shared_ptr<const void> client) noexcept
+        : msg_(msg), client_(std::move(client)) {}
 
 private:
     void reset() noexcept;
 
-    // The message lives inside librdkafka's event: destroying the event frees both.
-    rd_kafka_op_s* event_ = nullptr;
-    const rd_kafka_message_s* msg_ = nullptr;
+    // Owned: rd_kafka_message_destroy() frees it with the fetch buffer's reference it holds.
+    rd_kafka_message_s* msg_ = nullptr;
     // librdkafka's client, destroyed only when its last message is: it waits for them.
     std::shared_ptr<const void> client_;
 };

@@ -124,21 +124,28 @@ void event_bridge::post_drain() {
     waiter_->post_drain(*this);
 }
 
+std::size_t event_sink::take(rd_kafka_queue_t* queue, std::size_t) {
+    event_ptr event(rd_kafka_queue_poll(queue, 0));
+    if (!event) return 0;
+    on_event(event.get());
+    return 1;
+}
+
 void event_bridge::drain() {
     // librdkafka re-arms the fd only at the next poll, so each wake-up drains until the
     // queue is empty; a long queue is drained in turns so other handlers get to run.
-    for (int i = 0; i < max_events_per_turn; ++i) {
+    for (std::size_t taken = 0; taken < max_events_per_turn;) {
         if (!sink_->accepting_events()) {
             sink_->after_drain();
             return;
         }
-        event_ptr event(rd_kafka_queue_poll(queue_, 0));
-        if (!event) {
+        const std::size_t n = sink_->take(queue_, max_events_per_turn - taken);
+        if (!running_) return;
+        if (n == 0) {
             sink_->after_drain();
             return;
         }
-        if (sink_->adopt_event(event.get())) (void)event.release();
-        if (!running_) return;
+        taken += n;
     }
     sink_->after_drain();
     post_drain(); // the rest in another turn, so other handlers get to run

@@ -13,6 +13,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 
 namespace kcoro::detail {
@@ -24,13 +25,10 @@ public:
     virtual void on_event(rd_kafka_event_t* event) = 0;
     /// Called after each drain, when the queue was found empty or a turn ended.
     virtual void after_drain() = 0;
-    /// Handles one event and may keep it: returns true when the sink took ownership
-    /// (a consumer keeps FETCH events, which own their message). By default the event
-    /// goes to on_event() and the bridge destroys it.
-    virtual bool adopt_event(rd_kafka_event_t* event) {
-        on_event(event);
-        return false;
-    }
+    /// Takes what is queued on `queue`, up to `budget` items, and returns how many it took
+    /// (0: the queue was empty). By default one event, handed to on_event() and destroyed;
+    /// a consumer takes its messages in batches instead.
+    virtual std::size_t take(rd_kafka_queue_t* queue, std::size_t budget);
     /// False while the sink cannot take more events (a consumer's local buffer is full):
     /// the bridge then leaves them queued in librdkafka, whose own limits bound memory,
     /// until drain() is called again.
@@ -82,7 +80,7 @@ private:
     void on_readable(const boost::system::error_code& ec);
     void on_timer(const boost::system::error_code& ec);
 
-    static constexpr int max_events_per_turn = 256;
+    static constexpr std::size_t max_events_per_turn = 256;
     static constexpr std::chrono::milliseconds safety_interval{500};
 
     std::unique_ptr<waiter> waiter_;
