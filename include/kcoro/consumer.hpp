@@ -255,13 +255,15 @@ public:
     /// partition are dropped. Throws kcoro::error (errc::state) for a partition not assigned.
     void seek(const partition_offset& position);
 
-    /// Stops / restarts fetching these partitions (messages already buffered are still delivered).
+    /// Stops / restarts fetching these partitions (messages already buffered are still
+    /// delivered). A resumed partition goes on right after the last message fetched before
+    /// the pause, or from the offset of a seek made while paused.
     void pause(const std::vector<topic_partition>& partitions);
     void resume(const std::vector<topic_partition>& partitions);
 
-    /// The offset of the next message the application will receive per partition
-    /// (offsets::invalid before the first message). Messages fetched into the local
-    /// buffer but not yet received do not count.
+    /// The offset of the next message the application will receive per partition (after
+    /// a seek to an offset, that offset; offsets::invalid before the first message).
+    /// Messages fetched into the local buffer but not yet received do not count.
     std::vector<partition_offset> position(const std::vector<topic_partition>& partitions) const;
 
     /// The last known high watermark minus the position: how far behind this consumer
@@ -330,8 +332,11 @@ public:
 
     /// Completes every pending receive with operation_aborted, leaves the group cleanly
     /// (revocation hook, final auto-commit) and releases the client. Further operations
-    /// fail with errc::client_closed. Closing twice is harmless. A cooperative-sticky
-    /// member still joining its group is let finish joining first (see above).
+    /// fail with errc::client_closed; so do the group's (subscribe, assign, assignment,
+    /// group_metadata, member_id...) as soon as the closing member has given up its
+    /// partitions, when librdkafka might no longer answer them. Closing twice is harmless.
+    /// A cooperative-sticky member still joining its group is let finish joining first
+    /// (see above).
     template <class CompletionToken>
     auto close(CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(error_code)>(
