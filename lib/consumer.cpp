@@ -97,6 +97,14 @@ bool contains(const std::vector<topic_partition>& parts, std::string_view topic,
                        [&](const topic_partition& p) { return p.partition == partition && p.topic == topic; });
 }
 
+// Whether messages[i] is the last of a run of one partition's messages.
+bool ends_run(std::span<const message> messages, std::size_t i) {
+    if (i + 1 == messages.size()) return true;
+    const rd_kafka_message_t* m = messages[i].native_handle();
+    const rd_kafka_message_t* next = messages[i + 1].native_handle();
+    return next->rkt != m->rkt || next->partition != m->partition;
+}
+
 // The entry of `offsets` (const or not) for one partition, or null.
 template <class Offsets>
 auto* find_offset(Offsets& offsets, std::string_view topic, std::int32_t partition) {
@@ -155,6 +163,17 @@ void keep_until_exit(rd_kafka_t* rk) {
     static std::vector<rd_kafka_t*> kept;
     std::lock_guard lock(mutex);
     kept.push_back(rk);
+}
+
+// Takes up assigned partitions, as the application must after an assignment: all of them
+// when eager, `partitions` added when cooperative.
+void take_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_partition_list_t* partitions) {
+    if (cooperative) {
+        if (error_ptr e{rd_kafka_incremental_assign(rk, partitions)})
+            fmt::print(stderr, "kcoro consumer: incremental assign failed: {}\n", rd_kafka_error_string(e.get()));
+    } else if (auto err = rd_kafka_assign(rk, partitions)) {
+        fmt::print(stderr, "kcoro consumer: assign failed: {}\n", rd_kafka_err2str(err));
+    }
 }
 
 // Gives up revoked partitions, as the application must before a rebalance or a close goes
@@ -581,9 +600,7 @@ void consumer_impl::store_received(const receive_op* op) const noexcept {
     // Once per run of one partition: its last message counts.
     const auto& b = op->batch;
     for (std::size_t i = 0; i < b.size(); ++i) {
-        const bool last_of_run = i + 1 == b.size() || b[i + 1].native_handle()->rkt != b[i].native_handle()->rkt ||
-                                 b[i + 1].partition() != b[i].partition();
-        if (last_of_run) store_received(b[i]);
+        if (ends_run(b, i)) store_received(b[i]);
     }
 }
 
@@ -910,10 +927,9 @@ void consumer_impl::note_runs(std::span<const message> messages) {
     if (messages.empty()) return;
     std::lock_guard lock(mutex_);
     for (std::size_t i = 0; i < messages.size(); ++i) {
+        if (!ends_run(messages, i)) continue;
         const rd_kafka_message_t* m = messages[i].native_handle();
-        const bool last_of_run = i + 1 == messages.size() || messages[i + 1].native_handle()->rkt != m->rkt ||
-                                 messages[i + 1].partition() != m->partition;
-        if (last_of_run) note_taken(rd_kafka_topic_name(m->rkt), m->partition, m->offset + 1);
+        note_taken(rd_kafka_topic_name(m->rkt), m->partition, m->offset + 1);
     }
 }
 
@@ -1042,14 +1058,10 @@ void consumer_impl::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t kind, rd_ka
     if (!self) {
         // Only take() serves the consumer queue with callbacks; should librdkafka call this
         // from elsewhere, no hook can run: the change is applied as librdkafka would.
-        if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-            if (!is_cooperative(rk))
-                (void)rd_kafka_assign(rk, partitions);
-            else if (error_ptr e{rd_kafka_incremental_assign(rk, partitions)})
-                fmt::print(stderr, "kcoro consumer: incremental assign failed: {}\n", rd_kafka_error_string(e.get()));
-        } else {
+        if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+            take_up_partitions(rk, is_cooperative(rk), partitions);
+        else
             give_up_partitions(rk, is_cooperative(rk), partitions);
-        }
         return;
     }
     self->client_->note_rebalance(kind);
@@ -1061,12 +1073,7 @@ void consumer_impl::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t kind, rd_ka
 }
 
 void consumer_impl::apply_assign(const rd_kafka_topic_partition_list_t* partitions, bool cooperative) {
-    if (cooperative) {
-        if (error_ptr e{rd_kafka_incremental_assign(rk_, partitions)})
-            fmt::print(stderr, "kcoro consumer: incremental assign failed: {}\n", rd_kafka_error_string(e.get()));
-    } else if (auto err = rd_kafka_assign(rk_, partitions)) {
-        fmt::print(stderr, "kcoro consumer: assign failed: {}\n", rd_kafka_err2str(err));
-    }
+    take_up_partitions(rk_, cooperative, partitions);
     client_->note_answered();
 }
 
