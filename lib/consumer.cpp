@@ -624,20 +624,20 @@ bool consumer_impl::fill_from_buffer(receive_op* op, error_code& ec) {
     if (!op->is_batch()) {
         if (buffer_.empty()) return false;
         buffered b = buffer_.pop_front();
-        if (b.ec) {
-            ec = b.ec;
-            last_error_context_ = std::move(b.context);
+        if (b.error) {
+            ec = b.error->ec;
+            last_error_context_ = std::move(b.error->context);
         } else {
             op->single = std::move(b.msg);
         }
         return true;
     }
     while (!buffer_.empty() && op->batch.size() < op->max_messages) {
-        if (buffer_.front().ec) {
+        if (buffer_.front().error) {
             if (!op->batch.empty()) return true; // the error waits for the next receive
             buffered b = buffer_.pop_front();
-            ec = b.ec;
-            last_error_context_ = std::move(b.context);
+            ec = b.error->ec;
+            last_error_context_ = std::move(b.error->context);
             return true;
         }
         op->batch.push_back(std::move(buffer_.pop_front().msg));
@@ -687,9 +687,9 @@ bool consumer_impl::try_receive_now(message& out, error_code& ec) {
     std::unique_lock lock(mutex_);
     if (closing_ || pending_head_ || buffer_.empty()) return false;
     buffered b = buffer_.pop_front();
-    if (b.ec) {
-        ec = b.ec;
-        last_error_context_ = std::move(b.context);
+    if (b.error) {
+        ec = b.error->ec;
+        last_error_context_ = std::move(b.error->context);
     } else {
         out = std::move(b.msg);
         store_received(out);
@@ -704,7 +704,7 @@ void consumer_impl::cancel(receive_op* op) {
     unlink(op);
     // A partial batch goes back, in order, so cancelling loses nothing.
     while (!op->batch.empty()) {
-        buffer_.push_front(buffered{std::move(op->batch.back()), {}, {}});
+        buffer_.push_front(buffered{std::move(op->batch.back()), nullptr});
         op->batch.pop_back();
     }
     lock.unlock();
@@ -717,7 +717,7 @@ void consumer_impl::deliver(std::span<message> messages) {
     for (message& msg : messages) {
         receive_op* op = pending_head_;
         if (!op) {
-            buffer_.push_back(buffered{std::move(msg), {}, {}});
+            buffer_.push_back(buffered{std::move(msg), nullptr});
             continue;
         }
         if (op->is_batch()) {
@@ -772,14 +772,14 @@ void consumer_impl::deliver_error(error_code ec, std::string context, bool coale
     receive_op* op = pending_head_;
     if (!op) {
         // A client-wide error librdkafka repeats at each retry is kept once until received.
-        if (coalesce && !buffer_.empty() && buffer_.back().ec == ec) return;
-        buffer_.push_back(buffered{message{}, ec, std::move(context)});
+        if (coalesce && !buffer_.empty() && buffer_.back().error && buffer_.back().error->ec == ec) return;
+        buffer_.push_back(buffered{message{}, std::make_unique<buffered_error>(ec, std::move(context))});
         return;
     }
     unlink(op);
     if (op->is_batch() && !op->batch.empty()) {
         // The batch ends here; the error goes to the next receive.
-        buffer_.push_back(buffered{message{}, ec, std::move(context)});
+        buffer_.push_back(buffered{message{}, std::make_unique<buffered_error>(ec, std::move(context))});
         ec = {};
         store_received(op);
     } else {
@@ -853,7 +853,7 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     std::vector<message> dropped_batch;
     std::unique_lock lock(mutex_);
     auto gone = [&](const message& m) { return all || contains(parts, m.topic(), m.partition()); };
-    buffer_.remove_if([&](const buffered& b) { return !b.ec && gone(b.msg); }, dropped);
+    buffer_.remove_if([&](const buffered& b) { return !b.error && gone(b.msg); }, dropped);
     receive_op* keep_head = nullptr;
     receive_op* keep_tail = nullptr;
     for (receive_op* op = std::exchange(ready_head_, nullptr); op;) {
@@ -1193,7 +1193,7 @@ void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
     // Buffered messages of partitions no longer assigned are stale.
     std::vector<buffered> dropped;
     std::unique_lock lock(mutex_);
-    buffer_.remove_if([&](const buffered& b) { return !b.ec && !contains(keep, b.msg.topic(), b.msg.partition()); },
+    buffer_.remove_if([&](const buffered& b) { return !b.error && !contains(keep, b.msg.topic(), b.msg.partition()); },
                       dropped);
     kick_if_stalled(lock);
 }

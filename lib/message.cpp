@@ -5,8 +5,8 @@
 
 namespace kcoro {
 
-void message::reset() noexcept {
-    if (msg_) rd_kafka_message_destroy(msg_);
+void message::release() noexcept {
+    rd_kafka_message_destroy(msg_);
     msg_ = nullptr;
     client_.reset(); // after the message: the client must outlive it
 }

@@ -79,7 +79,11 @@ public:
         : msg_(msg), client_(std::move(client)) {}
 
 private:
-    void reset() noexcept;
+    // Inline: most moves and destructions find nothing to release (a moved-from message).
+    void reset() noexcept {
+        if (msg_) release();
+    }
+    void release() noexcept;
 
     // Owned: rd_kafka_message_destroy() frees it with the fetch buffer's reference it holds.
     rd_kafka_message_s* msg_ = nullptr;

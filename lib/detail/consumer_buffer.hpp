@@ -7,16 +7,21 @@
 #include <kcoro/message.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace kcoro::detail {
 
+struct buffered_error {
+    error_code ec;
+    std::string context; ///< what the error is about ("topic 't' partition 0")
+};
+
 struct buffered {
-    message msg;          ///< empty for an error
-    error_code ec;        ///< set for an error
-    std::string context;  ///< what an error is about ("topic 't' partition 0")
+    message msg;                           ///< empty for an error
+    std::unique_ptr<buffered_error> error; ///< set for an error: rare, so kept out of the ring
 };
 
 class consumer_buffer {
@@ -44,8 +49,7 @@ public:
     }
 
     buffered pop_front() {
-        buffered out = std::move(slots_[head_]);
-        slots_[head_] = buffered{};
+        buffered out = std::move(slots_[head_]); // leaves the slot empty
         head_ = (head_ + 1) % slots_.size();
         --size_;
         return out;
