@@ -391,8 +391,14 @@ private:
 
     void deliver(std::span<message> messages);
     void complete_ready();
-    void store_received(const message& m) const noexcept;
-    void store_received(const receive_op* op) const noexcept;
+    void store_received(const message& m) noexcept;          // under mutex_
+    void store_received(const receive_op* op) noexcept;      // under mutex_
+    void store_unstored() noexcept;                          // under mutex_
+    void store_unstored_now() noexcept {
+        std::lock_guard lock(mutex_);
+        store_unstored();
+    }
+    void release_received(const std::vector<topic_partition>& parts, bool all) noexcept; // under mutex_
     std::optional<std::int64_t> first_unreceived(const topic_partition& tp) const; // under mutex_
     void deliver_error(error_code ec, std::string context, bool coalesce, bool may_run_inline);
     void on_error_event(rd_kafka_event_t* event);
@@ -449,6 +455,22 @@ private:
     bool stalled_ = false;
     bool closing_ = false;
     bool store_on_receive_ = false; // store offsets as messages are handed out
+    // Per partition, the offset of the last message handed out, when store_on_receive_.
+    // librdkafka gets it at the end of each drain turn (at least every safety_interval of
+    // the bridge, so an idle application's last messages are stored too) and before
+    // anything that reads or replaces stored offsets (commit, assign, rebalance, seek,
+    // close): one rd_kafka_offset_store() per partition and turn instead of one per message
+    // (a topic lock, a partition lock and two reference counts each). An entry holds an
+    // application reference to its topic, so its handle stays valid.
+    struct received_offset {
+        rd_kafka_topic_t* topic;
+        std::int32_t partition;
+        std::int64_t offset;
+        bool unstored;
+    };
+    std::vector<received_offset> received_;
+    std::size_t last_received_ = 0; // messages come in runs of one partition
+    bool any_unstored_ = false;
     std::string last_error_context_;
     std::string group_id_; // for errors about the group
     // Per partition, the offset after the last message taken from librdkafka (or of the
@@ -534,6 +556,7 @@ consumer_impl::~consumer_impl() {
         op->release();
     }
     dropped.clear();
+    release_received({}, true);
     rebalances_.clear();
     bridge_.reset();
     side_bridge_.reset();
@@ -589,12 +612,56 @@ void consumer_impl::unlink(receive_op* op) {
 }
 
 // The application now has `m`: its offset + 1 is the next to commit (librdkafka's own
-// automatic store would have happened earlier, when the bridge drained it).
-void consumer_impl::store_received(const message& m) const noexcept {
-    if (store_on_receive_ && m) (void)rd_kafka_offset_store(m.native_handle()->rkt, m.partition(), m.offset());
+// automatic store would have happened earlier, when the bridge drained it). Noted here,
+// stored by store_unstored().
+void consumer_impl::store_received(const message& m) noexcept {
+    if (!store_on_receive_ || !m) return;
+    const rd_kafka_message_t* msg = m.native_handle();
+    auto same = [&](const received_offset& r) { return r.topic == msg->rkt && r.partition == msg->partition; };
+    if (last_received_ >= received_.size() || !same(received_[last_received_])) {
+        const auto it = std::find_if(received_.begin(), received_.end(), same);
+        if (it != received_.end()) {
+            last_received_ = static_cast<std::size_t>(it - received_.begin());
+        } else {
+            rd_kafka_topic_t* topic = nullptr;
+            try {
+                received_.reserve(received_.size() + 1);
+                topic = rd_kafka_topic_new(rk_, rd_kafka_topic_name(msg->rkt), nullptr);
+            } catch (...) {
+            }
+            if (!topic) { // out of memory: store it at once, as librdkafka would
+                (void)rd_kafka_offset_store(msg->rkt, msg->partition, msg->offset);
+                return;
+            }
+            received_.push_back({topic, msg->partition, msg->offset, false});
+            last_received_ = received_.size() - 1;
+        }
+    }
+    received_offset& r = received_[last_received_];
+    r.offset = msg->offset;
+    r.unstored = true;
+    any_unstored_ = true;
 }
 
-void consumer_impl::store_received(const receive_op* op) const noexcept {
+void consumer_impl::store_unstored() noexcept {
+    if (!std::exchange(any_unstored_, false)) return;
+    for (received_offset& r : received_) {
+        if (std::exchange(r.unstored, false)) (void)rd_kafka_offset_store(r.topic, r.partition, r.offset);
+    }
+}
+
+// Stores what is unstored first: the partitions may be about to be given up.
+void consumer_impl::release_received(const std::vector<topic_partition>& parts, bool all) noexcept {
+    store_unstored();
+    std::erase_if(received_, [&](const received_offset& r) {
+        if (!all && !contains(parts, rd_kafka_topic_name(r.topic), r.partition)) return false;
+        rd_kafka_topic_destroy(r.topic);
+        return true;
+    });
+    last_received_ = 0;
+}
+
+void consumer_impl::store_received(const receive_op* op) noexcept {
     if (!store_on_receive_) return;
     if (!op->is_batch()) return store_received(op->single);
     // Once per run of one partition: its last message counts.
@@ -754,6 +821,7 @@ void consumer_impl::complete_ready() {
         ready = std::exchange(ready_head_, nullptr);
         ready_tail_ = nullptr;
         for (receive_op* op = ready; op; op = op->next) store_received(op);
+        store_unstored(); // once per drain turn
     }
     while (receive_op* op = ready) {
         ready = op->next;
@@ -942,6 +1010,7 @@ void consumer_impl::note_taken(std::string_view topic, std::int32_t partition, s
 
 void consumer_impl::forget_taken(const std::vector<topic_partition>& parts, bool all) {
     std::lock_guard lock(mutex_);
+    release_received(parts, all);
     std::erase_if(taken_, [&](const partition_offset& t) { return all || contains(parts, t.topic, t.partition); });
     std::erase_if(paused_, [&](const topic_partition& t) { return all || contains(parts, t.topic, t.partition); });
 }
@@ -1182,6 +1251,7 @@ std::vector<std::string> consumer_impl::subscription() const {
 
 void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
     auto list = make_list(partitions);
+    store_unstored_now(); // librdkafka commits what is stored of the partitions it gives up
     {
         std::lock_guard lock(client_mutex_);
         if (auto err = rd_kafka_assign(group_client(), list.get()))
@@ -1199,6 +1269,7 @@ void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
 }
 
 void consumer_impl::unassign() {
+    store_unstored_now();
     {
         std::lock_guard lock(client_mutex_);
         if (auto err = rd_kafka_assign(group_client(), nullptr)) throw error(make_error_code_from_kafka(err), "unassign");
@@ -1233,6 +1304,7 @@ void consumer_impl::commit(std::optional<std::vector<partition_offset>> offsets,
         std::lock_guard lock(commit_mutex_);
         commits_.insert(op.get());
     }
+    if (!offsets) store_unstored_now(); // the current position: what the application received
     rd_kafka_resp_err_t err;
     {
         std::lock_guard lock(client_mutex_);
@@ -1278,6 +1350,7 @@ void consumer_impl::seek(const partition_offset& position) {
     // librdkafka 2.0 silently accepts a seek of a partition it does not consume.
     if (!contains(assignment(), position.topic, position.partition))
         throw error(errc::state, fmt::format("seek {}: the partition is not assigned to this consumer", position));
+    store_unstored_now(); // in order: what was received before the seek
     {
         std::lock_guard lock(client_mutex_);
         // Timeout 0: asynchronous, librdkafka discards what was fetched before the seek.
@@ -1476,6 +1549,12 @@ void consumer_impl::begin_close() {
     // The group handler is not asked again from here on: it may have finished and no longer
     // answer (consumer_client::open_rebalances). A JoinGroup answered in the moment between
     // the question above and the close is the one case this leaves to librdkafka.
+    {
+        // Closing commits what is stored (with enable.auto.commit); the topic references
+        // must go before the client does.
+        std::lock_guard lock(mutex_);
+        release_received({}, true);
+    }
     client_->leaving.store(true);
     if (error_ptr e{rd_kafka_consumer_close_queue(rk_, queue_)}) {
         client_->leaving.store(false);

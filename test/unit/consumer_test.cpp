@@ -242,6 +242,77 @@ TEST_CASE("consumer: commits (position, offsets, message) and committed()") {
     });
 }
 
+// Received offsets reach librdkafka in bulk, once per drain turn: a commit, a close and a
+// reassignment must each see every message received before them, including those taken
+// from the local buffer since the last turn.
+TEST_CASE("consumer: received offsets are stored before a commit, a close and a reassignment") {
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("stored", 1);
+    cluster.create_topic("elsewhere", 1);
+    produce_sync(cluster, "stored", 10);
+    asio::io_context io;
+    // Lets the rest of the records reach the local buffer, so that the receives after it
+    // take them without waiting (a wait would end a drain turn, which stores anyway).
+    auto let_buffer_fill = [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(io, 300ms);
+        co_await t.async_wait(asio::use_awaitable);
+    };
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        auto conf = consumer_config(cluster, "stored-group");
+        conf.set("auto.commit.interval.ms", "60000"); // only commit() and close() commit
+        kcoro::consumer consumer(io, conf);
+        consumer.subscribe(topics({"stored"}));
+        kcoro::message m = co_await consumer.receive();
+        co_await let_buffer_fill();
+        m = co_await consumer.receive();
+        m = co_await consumer.receive();
+        CHECK(m.offset() == 2);
+        co_await consumer.commit();
+        const auto arg = parts({{"stored", 0}});
+        const auto c = co_await consumer.committed(arg, 5s);
+        CHECK(c.at(0).offset == 3);
+        m = co_await consumer.receive();
+        m = co_await consumer.receive();
+        CHECK(m.offset() == 4);
+        m = {};
+        co_await consumer.close();
+    });
+    // The group resumes after the last message received before the close.
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        kcoro::consumer consumer(io, consumer_config(cluster, "stored-group"));
+        consumer.subscribe(topics({"stored"}));
+        kcoro::message m = co_await consumer.receive();
+        CHECK(m.offset() == 5);
+        m = {};
+        co_await consumer.close();
+    });
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        // A group of its own: the mock cluster refuses an assigned consumer's commits to a
+        // group that had members.
+        auto conf = consumer_config(cluster, "stored-assign-group");
+        conf.set("auto.commit.interval.ms", "60000"); // only giving a partition up commits
+        kcoro::consumer consumer(io, conf);
+        consumer.assign(offs({{"stored", 0, kcoro::offsets::beginning}}));
+        kcoro::message m = co_await consumer.receive();
+        co_await let_buffer_fill();
+        m = co_await consumer.receive();
+        m = co_await consumer.receive();
+        CHECK(m.offset() == 2);
+        m = {};
+        consumer.assign(offs({{"elsewhere", 0, kcoro::offsets::beginning}}));
+        const auto arg = parts({{"stored", 0}});
+        std::int64_t committed = -1;
+        for (int tries = 0; tries < 100 && committed != 3; ++tries) {
+            const auto c = co_await consumer.committed(arg, 5s);
+            committed = c.at(0).offset;
+            asio::steady_timer t(io, 50ms);
+            co_await t.async_wait(asio::use_awaitable);
+        }
+        CHECK(committed == 3);
+        co_await consumer.close();
+    });
+}
+
 TEST_CASE("consumer: at-least-once after processing stores only what was marked done") {
     kcoro::mock_cluster cluster(1);
     cluster.create_topic("alo", 1);
