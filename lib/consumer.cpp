@@ -3,6 +3,7 @@
 #include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
 #include "detail/client_registry.hpp"
+#include "detail/message_owner.hpp"
 #include "detail/consumer_buffer.hpp"
 #include "detail/event_bridge.hpp"
 #include "detail/op_pool.hpp"
@@ -191,7 +192,9 @@ void give_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_p
 
 // librdkafka's client and its queues. Shared with every message fetched from it, since
 // rd_kafka_destroy() waits until all of them are gone: the last owner destroys it.
-struct consumer_client {
+// Shared by the consumer and the messages it handed out (message_owner: destroyed by the
+// last of them, through make_consumer_client()'s shared_ptr or message::release()).
+struct consumer_client final : message_owner {
     kafka_ptr rk;
     queue_ptr queue;
     queue_ptr side_queue;
@@ -211,7 +214,7 @@ struct consumer_client {
     consumer_client() = default;
     consumer_client(const consumer_client&) = delete;
     consumer_client& operator=(const consumer_client&) = delete;
-    ~consumer_client() {
+    ~consumer_client() override {
         if (rk && leaving.load() && !rd_kafka_consumer_closed(rk.get())) finish_leaving();
         if (rk && !leaving.load()) note_protocol();
         // rd_kafka_destroy() purges the main queue and the queue it forwards to, and waits for
@@ -434,6 +437,12 @@ private:
     rd_kafka_queue_t* side_queue_ = nullptr; // commit results, logs, client-wide errors
     mutable std::mutex client_mutex_;        // guards rk_ against release at close
     side_sink side_sink_;
+    // Messages taken from librdkafka per drain turn, as many as raw librdkafka's best
+    // consume loop takes per call (fewer turns: fewer re-posts and resumptions). take()'s
+    // arrays, on the strand only, are allocated once rather than 32 KB of stack per turn.
+    static constexpr std::size_t messages_per_turn = 1024;
+    std::unique_ptr<rd_kafka_message_t*[]> drained_ = std::make_unique<rd_kafka_message_t*[]>(messages_per_turn);
+    std::unique_ptr<message[]> drained_messages_ = std::make_unique<message[]>(messages_per_turn);
     std::optional<event_bridge> bridge_;
     std::optional<event_bridge> side_bridge_;
     std::optional<boost::asio::steady_timer> batch_timer_; // on the bridge's strand
@@ -523,7 +532,8 @@ consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config
     // call, which hands rebalances to this callback (rd_kafka_queue_poll() would make each
     // message an event of its own); the leave-on-destroy loop still polls them as events.
     rd_kafka_conf_set_rebalance_cb(conf.get(), &consumer_impl::on_rebalance);
-    client_ = std::make_shared<consumer_client>();
+    // The shared_ptr's owners hold one count of the client together; each message another.
+    client_ = std::shared_ptr<consumer_client>(new consumer_client, [](consumer_client* c) { c->release(); });
     client_->rk = make_client(RD_KAFKA_CONSUMER, std::move(conf));
     rk_ = client_->rk.get();
     client_->queue.reset(rd_kafka_queue_get_consumer(rk_));
@@ -536,7 +546,7 @@ consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config
     rd_kafka_queue_forward(main_queue.get(), side_queue_);
     rd_kafka_set_log_queue(rk_, side_queue_);
     side_sink_.self = this;
-    bridge_.emplace(executor_, queue_);
+    bridge_.emplace(executor_, queue_, messages_per_turn);
     side_bridge_.emplace(executor_, side_queue_);
     batch_timer_.emplace(bridge_->strand());
     close_timer_.emplace(bridge_->strand());
@@ -962,26 +972,25 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
 
 namespace {
 thread_local consumer_impl* draining_consumer = nullptr; // whose take() runs on this thread
-constexpr std::size_t most_per_take = 256;
 } // namespace
 
 std::size_t consumer_impl::take(rd_kafka_queue_t* queue, std::size_t budget) {
-    std::size_t room = std::min(budget, most_per_take);
+    std::size_t room = std::min(budget, messages_per_turn);
     {
         // Never more than the buffer has room for (accepting_events() saw some).
         std::lock_guard lock(mutex_);
         if (!closing_ && buffer_.size() < options_.max_buffered)
             room = std::min(room, options_.max_buffered - buffer_.size());
     }
-    std::array<rd_kafka_message_t*, most_per_take> taken;
+    rd_kafka_message_t** taken = drained_.get();
     draining_consumer = this;
-    const ssize_t n = rd_kafka_consume_batch_queue(queue, 0, taken.data(), room);
+    const ssize_t n = rd_kafka_consume_batch_queue(queue, 0, taken, room);
     draining_consumer = nullptr;
     if (n < 0) {
         fmt::print(stderr, "kcoro consumer: {}\n", rd_kafka_err2str(rd_kafka_last_error()));
         return 0;
     }
-    take_messages(taken.data(), static_cast<std::size_t>(n));
+    take_messages(taken, static_cast<std::size_t>(n));
     const bool rebalanced = std::exchange(rebalance_taken_, false);
     if (rebalanced) process_rebalances();
     if (n > 0 || rebalanced) return std::max<std::size_t>(static_cast<std::size_t>(n), 1);
@@ -1016,11 +1025,14 @@ void consumer_impl::forget_taken(const std::vector<topic_partition>& parts, bool
 }
 
 void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t n) {
-    std::array<message, most_per_take> messages;
+    message* messages = drained_messages_.get();
     std::size_t count = 0;
+    // One count of the client per message made below, added at once; the unused given back.
+    client_->add_messages(n);
+    std::size_t unused = 0;
     const auto hand_out = [&] {
-        note_runs(std::span(messages.data(), count));
-        deliver(std::span(messages.data(), count));
+        note_runs(std::span(messages, count));
+        deliver(std::span(messages, count));
         count = 0;
     };
     const bool open = state_.load(std::memory_order_acquire) == lifecycle::open;
@@ -1028,7 +1040,7 @@ void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t 
         rd_kafka_message_t* m = taken[i];
         if (m->err) {
             hand_out(); // in order: what came before the error first
-            message owned(m, client_);
+            message owned(m, client_.get());
             try {
                 on_error(m->err, static_cast<const char*>(m->payload),
                          m->rkt ? rd_kafka_topic_name(m->rkt) : nullptr, m->partition, false, true);
@@ -1042,10 +1054,12 @@ void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t 
         if (!open ||
             (!revoking_.empty() && (revoking_all_ || contains(revoking_, rd_kafka_topic_name(m->rkt), m->partition)))) {
             rd_kafka_message_destroy(m);
+            ++unused;
             continue;
         }
-        messages[count++] = message(m, client_);
+        messages[count++] = message(m, client_.get());
     }
+    client_->remove_unused(unused);
     hand_out();
 }
 

@@ -1,5 +1,6 @@
 #include <kcoro/group_metadata.hpp>
 #include <kcoro/message.hpp>
+#include "detail/message_owner.hpp"
 
 #include <librdkafka/rdkafka.h>
 
@@ -8,7 +9,7 @@ namespace kcoro {
 void message::release() noexcept {
     rd_kafka_message_destroy(msg_);
     msg_ = nullptr;
-    client_.reset(); // after the message: the client must outlive it
+    std::exchange(owner_, nullptr)->release(); // after the message: the client must outlive it
 }
 
 std::string_view message::topic() const noexcept { return rd_kafka_topic_name(msg_->rkt); }

@@ -2,7 +2,7 @@
 //
 // A message owns the record librdkafka fetched, without copying it: key, value and
 // headers are views into librdkafka's buffer, valid as long as the message lives.
-// Messages are move-only and cheap to move (a pointer and a shared_ptr).
+// Messages are move-only and cheap to move (two pointers).
 //
 // A message may outlive its consumer: it keeps librdkafka's client alive (not the group
 // membership) until the last message of it is destroyed.
@@ -16,7 +16,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -27,17 +26,20 @@
 struct rd_kafka_message_s;
 
 namespace kcoro {
+namespace detail {
+class message_owner;
+}
 
 class message {
 public:
     message() noexcept = default;
     message(message&& other) noexcept
-        : msg_(std::exchange(other.msg_, nullptr)), client_(std::move(other.client_)) {}
+        : msg_(std::exchange(other.msg_, nullptr)), owner_(std::exchange(other.owner_, nullptr)) {}
     message& operator=(message&& other) noexcept {
         if (this != &other) {
             reset();
             msg_ = std::exchange(other.msg_, nullptr);
-            client_ = std::move(other.client_);
+            owner_ = std::exchange(other.owner_, nullptr);
         }
         return *this;
     }
@@ -75,8 +77,8 @@ public:
     const rd_kafka_message_s* native_handle() const noexcept { return msg_; }
 
     /// Takes ownership of a message librdkafka handed out (kcoro's core uses it).
-    message(rd_kafka_message_s* msg, std::shared_ptr<const void> client) noexcept
-        : msg_(msg), client_(std::move(client)) {}
+    /// Takes `msg` and one of `owner`'s counts (added beforehand with add_messages()).
+    message(rd_kafka_message_s* msg, detail::message_owner* owner) noexcept : msg_(msg), owner_(owner) {}
 
 private:
     // Inline: most moves and destructions find nothing to release (a moved-from message).
@@ -88,7 +90,7 @@ private:
     // Owned: rd_kafka_message_destroy() frees it with the fetch buffer's reference it holds.
     rd_kafka_message_s* msg_ = nullptr;
     // librdkafka's client, destroyed only when its last message is: it waits for them.
-    std::shared_ptr<const void> client_;
+    detail::message_owner* owner_ = nullptr;
 };
 
 } // namespace kcoro

@@ -78,8 +78,9 @@ struct event_bridge::waiter_on final : event_bridge::waiter {
     }
 };
 
-event_bridge::event_bridge(const boost::asio::any_io_executor& executor, rd_kafka_queue_t* queue)
-    : waiter_(make_waiter(executor)), strand_(waiter_->executor()), queue_(queue) {}
+event_bridge::event_bridge(const boost::asio::any_io_executor& executor, rd_kafka_queue_t* queue,
+                           std::size_t items_per_turn)
+    : waiter_(make_waiter(executor)), strand_(waiter_->executor()), queue_(queue), items_per_turn_(items_per_turn) {}
 
 event_bridge::~event_bridge() {
     if (queue_) rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
@@ -134,12 +135,12 @@ std::size_t event_sink::take(rd_kafka_queue_t* queue, std::size_t) {
 void event_bridge::drain() {
     // librdkafka re-arms the fd only at the next poll, so each wake-up drains until the
     // queue is empty; a long queue is drained in turns so other handlers get to run.
-    for (std::size_t taken = 0; taken < max_events_per_turn;) {
+    for (std::size_t taken = 0; taken < items_per_turn_;) {
         if (!sink_->accepting_events()) {
             sink_->after_drain();
             return;
         }
-        const std::size_t n = sink_->take(queue_, max_events_per_turn - taken);
+        const std::size_t n = sink_->take(queue_, items_per_turn_ - taken);
         if (!running_) return;
         if (n == 0) {
             sink_->after_drain();

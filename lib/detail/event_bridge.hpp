@@ -40,8 +40,13 @@ protected:
 
 class event_bridge {
 public:
+    /// Items (what take() counts) drained per turn before the bridge re-posts itself so
+    /// that other handlers get to run.
+    static constexpr std::size_t default_items_per_turn = 256;
+
     /// `queue` must outlive the bridge (or stop() must be called first).
-    event_bridge(const boost::asio::any_io_executor& executor, rd_kafka_queue_t* queue);
+    event_bridge(const boost::asio::any_io_executor& executor, rd_kafka_queue_t* queue,
+                 std::size_t items_per_turn = default_items_per_turn);
     event_bridge(const event_bridge&) = delete;
     event_bridge& operator=(const event_bridge&) = delete;
     ~event_bridge();
@@ -80,12 +85,12 @@ private:
     void on_readable(const boost::system::error_code& ec);
     void on_timer(const boost::system::error_code& ec);
 
-    static constexpr std::size_t max_events_per_turn = 256;
     static constexpr std::chrono::milliseconds safety_interval{500};
 
     std::unique_ptr<waiter> waiter_;
     boost::asio::any_io_executor strand_;
     rd_kafka_queue_t* queue_;
+    std::size_t items_per_turn_;
     std::shared_ptr<void> owner_;
     event_sink* sink_ = nullptr;
     bool running_ = false;
