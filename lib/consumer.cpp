@@ -192,8 +192,8 @@ void give_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_p
 
 // librdkafka's client and its queues. Shared with every message fetched from it, since
 // rd_kafka_destroy() waits until all of them are gone: the last owner destroys it.
-// Shared by the consumer and the messages it handed out (message_owner: destroyed by the
-// last of them, through make_consumer_client()'s shared_ptr or message::release()).
+// Shared by the consumer and the messages it handed out (a message_owner: destroyed by the
+// last of them, the consumer's shared_ptr giving its count back or message::release()).
 struct consumer_client final : message_owner {
     kafka_ptr rk;
     queue_ptr queue;

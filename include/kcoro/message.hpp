@@ -76,8 +76,8 @@ public:
     /// librdkafka's message, for what kcoro does not wrap. Owned by this object.
     const rd_kafka_message_s* native_handle() const noexcept { return msg_; }
 
-    /// Takes ownership of a message librdkafka handed out (kcoro's core uses it).
-    /// Takes `msg` and one of `owner`'s counts (added beforehand with add_messages()).
+    /// Takes ownership of a message librdkafka handed out, and of one of `owner`'s counts
+    /// (added beforehand): for kcoro's core.
     message(rd_kafka_message_s* msg, detail::message_owner* owner) noexcept : msg_(msg), owner_(owner) {}
 
 private:
