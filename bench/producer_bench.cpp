@@ -5,7 +5,7 @@
 //                  [--only raw|batch|coroutines] (profiling: one path; ratios then meaningless)
 //
 // Each round runs, in turn:
-//   raw        librdkafka's C API: rd_kafka_producev with RD_KAFKA_MSG_F_COPY, dr_msg_cb,
+//   raw        librdkafka's C API: rd_kafka_produce with RD_KAFKA_MSG_F_COPY, dr_msg_cb,
 //              rd_kafka_poll on QUEUE_FULL, then rd_kafka_flush. Run twice per round,
 //              with the default queue.buffering.max.messages and with 1,000,000; the
 //              faster counts (raw at its best).
