@@ -191,9 +191,8 @@ void give_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_p
 } // namespace
 
 // librdkafka's client and its queues. Shared with every message fetched from it, since
-// rd_kafka_destroy() waits until all of them are gone: the last owner destroys it.
-// Shared by the consumer and the messages it handed out (a message_owner: destroyed by the
-// last of them, the consumer's shared_ptr giving its count back or message::release()).
+// rd_kafka_destroy() waits until all of them are gone: a message_owner, destroyed by the
+// last count given back (the consumer's shared_ptr's, or a message's at release()).
 struct consumer_client final : message_owner {
     kafka_ptr rk;
     queue_ptr queue;
