@@ -466,9 +466,10 @@ private:
     // Per partition, the offset of the last message handed out, when store_on_receive_.
     // librdkafka gets it at the end of each drain turn (at least every safety_interval of
     // the bridge, so an idle application's last messages are stored too) and before
-    // anything that reads or replaces stored offsets (commit, assign, rebalance, seek,
-    // close): one rd_kafka_offset_store() per partition and turn instead of one per message
-    // (a topic lock, a partition lock and two reference counts each). An entry holds an
+    // anything that reads or replaces stored offsets (commit, assign, rebalance, close):
+    // one rd_kafka_offset_store() per partition and turn instead of one per message (a
+    // topic lock, a partition lock and two reference counts each). A seek needs no store:
+    // it reads none, and the next store is the newest received anyway. An entry holds an
     // application reference to its topic, so its handle stays valid.
     struct received_offset {
         rd_kafka_topic_t* topic;
@@ -1363,7 +1364,6 @@ void consumer_impl::seek(const partition_offset& position) {
     // librdkafka 2.0 silently accepts a seek of a partition it does not consume.
     if (!contains(assignment(), position.topic, position.partition))
         throw error(errc::state, fmt::format("seek {}: the partition is not assigned to this consumer", position));
-    store_unstored_now(); // in order: what was received before the seek
     {
         std::lock_guard lock(client_mutex_);
         // Timeout 0: asynchronous, librdkafka discards what was fetched before the seek.

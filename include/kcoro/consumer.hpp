@@ -37,7 +37,7 @@
 // commits stored offsets periodically, at revocation and at close. librdkafka is told in
 // bulk: at the end of each turn of the consumer's work on the executor (at least every
 // half second while the executor runs) and always before commit(), assign(), unassign(),
-// seek(), a rebalance and close(). A periodic automatic commit may lag that much behind
+// a rebalance and close(). A periodic automatic commit may lag that much behind
 // (never ahead of what was received). With
 // consumer_options::store_offsets_after_processing (or enable.auto.offset.store=false),
 // an offset is stored only when the application calls mark_done(message): at-least-once
