@@ -763,15 +763,19 @@ void consumer_impl::start_receive(receive_op* op) {
 bool consumer_impl::try_receive_now(message& out, error_code& ec) {
     std::unique_lock lock(mutex_);
     if (closing_ || pending_head_ || buffer_.empty()) return false;
-    buffered b = buffer_.pop_front();
-    if (b.error) {
-        ec = b.error->ec;
-        last_error_context_ = std::move(b.error->context);
+    // Moved straight out of the ring: the path of every message received without waiting.
+    buffered& front = buffer_.front();
+    if (front.error) {
+        const std::unique_ptr<buffered_error> e = std::move(front.error);
+        buffer_.drop_front();
+        ec = e->ec;
+        last_error_context_ = std::move(e->context);
     } else {
-        out = std::move(b.msg);
+        out = std::move(front.msg);
+        buffer_.drop_front();
         store_received(out);
     }
-    kick_if_stalled(lock);
+    if (stalled_) kick_if_stalled(lock);
     return true;
 }
 

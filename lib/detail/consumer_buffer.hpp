@@ -1,11 +1,13 @@
 // The consumer's local buffer: fetched messages (and consumer errors) that no pending
 // receive has taken yet. A ring over one allocation, so steady consuming allocates nothing;
-// it grows only when cancelled batches hand their messages back beyond its capacity.
+// it grows only when cancelled batches hand their messages back beyond its capacity. The
+// capacity is a power of two: an index wraps with a mask, not a division (two per message).
 #pragma once
 
 #include <kcoro/error.hpp>
 #include <kcoro/message.hpp>
 
+#include <bit>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -26,31 +28,37 @@ struct buffered {
 
 class consumer_buffer {
 public:
-    explicit consumer_buffer(std::size_t capacity) : slots_(capacity < 1 ? 1 : capacity) {}
+    explicit consumer_buffer(std::size_t capacity) : slots_(std::bit_ceil(capacity < 1 ? std::size_t{1} : capacity)) {}
 
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
     std::size_t capacity() const noexcept { return slots_.size(); }
 
     buffered& front() noexcept { return slots_[head_]; }
-    buffered& back() noexcept { return slots_[(head_ + size_ - 1) % slots_.size()]; }
+    buffered& back() noexcept { return slots_[wrap(head_ + size_ - 1)]; }
 
     void push_back(buffered&& b) {
         if (size_ == slots_.size()) grow();
-        slots_[(head_ + size_) % slots_.size()] = std::move(b);
+        slots_[wrap(head_ + size_)] = std::move(b);
         ++size_;
     }
 
     void push_front(buffered&& b) {
         if (size_ == slots_.size()) grow();
-        head_ = (head_ + slots_.size() - 1) % slots_.size();
+        head_ = wrap(head_ + slots_.size() - 1);
         slots_[head_] = std::move(b);
         ++size_;
     }
 
+    /// Drops the front entry once its contents have been moved out (nothing to destroy).
+    void drop_front() noexcept {
+        head_ = wrap(head_ + 1);
+        --size_;
+    }
+
     buffered pop_front() {
         buffered out = std::move(slots_[head_]); // leaves the slot empty
-        head_ = (head_ + 1) % slots_.size();
+        head_ = wrap(head_ + 1);
         --size_;
         return out;
     }
@@ -71,7 +79,7 @@ public:
 
     template <class F>
     void for_each(F f) const {
-        for (std::size_t i = 0; i < size_; ++i) f(slots_[(head_ + i) % slots_.size()]);
+        for (std::size_t i = 0; i < size_; ++i) f(slots_[wrap(head_ + i)]);
     }
 
     void clear(std::vector<buffered>& removed) {
@@ -79,9 +87,11 @@ public:
     }
 
 private:
+    std::size_t wrap(std::size_t i) const noexcept { return i & (slots_.size() - 1); }
+
     void grow() {
         std::vector<buffered> bigger(slots_.size() * 2);
-        for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move(slots_[(head_ + i) % slots_.size()]);
+        for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move(slots_[wrap(head_ + i)]);
         slots_.swap(bigger);
         head_ = 0;
     }
