@@ -358,7 +358,7 @@ void producer_impl::start_send(send_op* op, const transaction_state* tx) {
     if (has_waiting_.load(std::memory_order_acquire)) {
         std::lock_guard lock(waiting_mutex_);
         if (waiting_head_) {
-            op->status.store(send_op::state::waiting_for_room);
+            op->status.store(send_op::state::waiting_for_room, std::memory_order_relaxed);
             push_waiting(op);
             return;
         }
@@ -504,7 +504,9 @@ void producer_impl::retry_waiting() {
             for (send_op* o = op; o && n < max_run && same_run(op, o); o = o->next) run[n++] = o;
         else
             run[n++] = op;
-        for (std::size_t k = 0; k < n; ++k) run[k]->status.store(send_op::state::in_flight);
+        // Relaxed, as every status change under waiting_mutex_: the mutex orders it for
+        // cancel(), and librdkafka's queues order it before the record's delivery report.
+        for (std::size_t k = 0; k < n; ++k) run[k]->status.store(send_op::state::in_flight, std::memory_order_relaxed);
         if (as_run)
             produce_run(run.data(), n, errs.data());
         else
@@ -512,7 +514,8 @@ void producer_impl::retry_waiting() {
         for (std::size_t k = 0; k < n; ++k) {
             const rd_kafka_resp_err_t err = errs[k];
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && options_.when_queue_full == full_queue::wait) {
-                for (std::size_t j = k; j < n; ++j) run[j]->status.store(send_op::state::waiting_for_room);
+                for (std::size_t j = k; j < n; ++j)
+                    run[j]->status.store(send_op::state::waiting_for_room, std::memory_order_relaxed);
                 return;
             }
             waiting_head_ = run[k]->next;
