@@ -602,10 +602,32 @@ void producer_impl::finish_delivery(send_op* op, error_code ec, const record_met
         op->release(); // its handler was completed by cancellation
 }
 
+// A delivery event's reports are taken out before the event is destroyed, and records
+// waiting for room are handed to librdkafka before the handlers run: librdkafka frees the
+// delivered records' room only when their event is destroyed, and a full local queue
+// (the steady state of a fast sender) would otherwise stay full while they complete.
+std::size_t producer_impl::take(rd_kafka_queue_t* queue, std::size_t) {
+    event_ptr event(rd_kafka_queue_poll(queue, 0));
+    if (!event) return 0;
+    if (rd_kafka_event_type(event.get()) != RD_KAFKA_EVENT_DR || context_gone_.load(std::memory_order_relaxed) ||
+        !has_waiting_.load(std::memory_order_acquire)) {
+        on_event(event.get()); // nothing waits for room: complete as the reports are read
+        return 1;
+    }
+    collect_deliveries(event.get());
+    event.reset();
+    if (has_waiting_.load(std::memory_order_acquire)) retry_waiting();
+    complete_collected();
+    return 1;
+}
+
 void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
-    // A handler that throws must not strand the rest of the batch: complete them all,
-    // then let the first exception propagate (out of io_context::run, as Asio does).
-    std::exception_ptr first_exception;
+    collect_deliveries(event);
+    complete_collected();
+}
+
+void producer_impl::collect_deliveries(rd_kafka_event_t* event) {
+    collected_.clear();
     while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) {
         auto* op = static_cast<send_op*>(m->_private);
         if (!op) continue;
@@ -630,12 +652,25 @@ void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
                                   ? make_error_code_from_kafka(refused)
                                   : make_error_code_from_kafka(m->err);
         if (!m->err && refused != 0) refused_.store(0, std::memory_order_relaxed); // a broker accepts us again
+        collected_.push_back({op, ec, md});
+    }
+}
+
+void producer_impl::complete_collected() {
+    // A handler that throws must not strand the rest of the reports: complete them all,
+    // then let the first exception propagate (out of io_context::run, as Asio does).
+    // Taken out of the member first: a handler run here may lead to another drain.
+    std::vector<collected_report> reports = std::exchange(collected_, {});
+    std::exception_ptr first_exception;
+    for (const collected_report& r : reports) {
         try {
-            finish_delivery(op, ec, md);
+            finish_delivery(r.op, r.ec, r.md);
         } catch (...) {
             if (!first_exception) first_exception = std::current_exception();
         }
     }
+    reports.clear();
+    if (collected_.capacity() < reports.capacity()) collected_ = std::move(reports); // kept: no allocation next time
     if (first_exception) std::rethrow_exception(first_exception);
 }
 

@@ -104,6 +104,7 @@ public:
 
     // event_sink
     void on_event(rd_kafka_event_t* event) override;
+    std::size_t take(rd_kafka_queue_t* queue, std::size_t budget) override;
     void after_drain() override;
 
     // registered_client
@@ -141,6 +142,14 @@ private:
     topic_entry* create_topic_entry(std::string_view name); // under topics_mutex_
     void finish_delivery(send_op* op, error_code ec, const record_metadata& md);
     void complete_deliveries(rd_kafka_event_t* event);
+    void collect_deliveries(rd_kafka_event_t* event);
+    void complete_collected();
+    struct collected_report {
+        send_op* op;
+        error_code ec;
+        record_metadata md;
+    };
+    std::vector<collected_report> collected_; // on the strand; kept between events
     void retry_waiting();
     void abort_waiting(error_code ec = boost::asio::error::operation_aborted);
     void on_fatal();
