@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <exception>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -611,58 +612,78 @@ std::size_t producer_impl::take(rd_kafka_queue_t* queue, std::size_t) {
     if (!event) return 0;
     if (rd_kafka_event_type(event.get()) != RD_KAFKA_EVENT_DR || context_gone_.load(std::memory_order_relaxed) ||
         !has_waiting_.load(std::memory_order_acquire)) {
-        on_event(event.get()); // nothing waits for room: complete as the reports are read
+        on_event(event.get()); // nothing waits for room: one pass (collecting first costs)
         return 1;
     }
-    collect_deliveries(event.get());
+    try {
+        collected_.reserve(static_cast<std::size_t>(rd_kafka_event_message_count(event.get())));
+    } catch (const std::bad_alloc&) {
+        on_event(event.get()); // no room to collect them: one pass, the event alive
+        return 1;
+    }
+    collect_deliveries(event.get()); // cannot throw now
     event.reset();
     if (has_waiting_.load(std::memory_order_acquire)) retry_waiting();
     complete_collected();
     return 1;
 }
 
-void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
-    collect_deliveries(event);
-    complete_collected();
+producer_impl::record_report producer_impl::read_report(const rd_kafka_message_t* m) {
+    record_report r{static_cast<send_op*>(m->_private), {}, {}};
+    if (!r.op) return r;
+    r.md.topic = static_cast<const topic_entry*>(rd_kafka_topic_opaque(m->rkt))->name;
+    r.md.partition = m->partition;
+    r.md.offset = m->offset;
+    rd_kafka_timestamp_type_t tstype;
+    const std::int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    r.md.timestamp = kcoro::timestamp(std::chrono::milliseconds(ts < 0 ? 0 : ts));
+    r.md.timestamp_type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME       ? timestamp_type::create_time
+                          : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? timestamp_type::log_append_time
+                                                                         : timestamp_type::not_available;
+    // After a fatal error every failure (purged, or failed by librdkafka) is that error.
+    // Records purged because the brokers refused the client report why (on_refused).
+    const int refused = refused_.load(std::memory_order_relaxed);
+    r.ec = !m->err ? error_code{}
+           : m->err == RD_KAFKA_RESP_ERR__FATAL || fatal_.load(std::memory_order_relaxed)
+               ? fatal_op_code()
+           : m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE && refused != 0 &&
+                   state_.load(std::memory_order_relaxed) == lifecycle::open
+               ? make_error_code_from_kafka(refused)
+               : make_error_code_from_kafka(m->err);
+    if (!m->err && refused != 0) refused_.store(0, std::memory_order_relaxed); // a broker accepts us again
+    return r;
 }
 
+// Completes each record as its report is read: one pass, with the event still alive.
+void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
+    // A handler that throws must not strand the rest of the reports: complete them all,
+    // then let the first exception propagate (out of io_context::run, as Asio does).
+    std::exception_ptr first_exception;
+    while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) {
+        const record_report r = read_report(m);
+        if (!r.op) continue;
+        try {
+            finish_delivery(r.op, r.ec, r.md);
+        } catch (...) {
+            if (!first_exception) first_exception = std::current_exception();
+        }
+    }
+    if (first_exception) std::rethrow_exception(first_exception);
+}
+
+// Into collected_, reserved for the event's reports by the caller.
 void producer_impl::collect_deliveries(rd_kafka_event_t* event) {
     collected_.clear();
-    while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) {
-        auto* op = static_cast<send_op*>(m->_private);
-        if (!op) continue;
-        record_metadata md;
-        md.topic = static_cast<const topic_entry*>(rd_kafka_topic_opaque(m->rkt))->name;
-        md.partition = m->partition;
-        md.offset = m->offset;
-        rd_kafka_timestamp_type_t tstype;
-        const std::int64_t ts = rd_kafka_message_timestamp(m, &tstype);
-        md.timestamp = kcoro::timestamp(std::chrono::milliseconds(ts < 0 ? 0 : ts));
-        md.timestamp_type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME       ? timestamp_type::create_time
-                            : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? timestamp_type::log_append_time
-                                                                           : timestamp_type::not_available;
-        // After a fatal error every failure (purged, or failed by librdkafka) is that error.
-        // Records purged because the brokers refused the client report why (on_refused).
-        const int refused = refused_.load(std::memory_order_relaxed);
-        const error_code ec = !m->err ? error_code{}
-                              : m->err == RD_KAFKA_RESP_ERR__FATAL || fatal_.load(std::memory_order_relaxed)
-                                  ? fatal_op_code()
-                              : m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE && refused != 0 &&
-                                      state_.load(std::memory_order_relaxed) == lifecycle::open
-                                  ? make_error_code_from_kafka(refused)
-                                  : make_error_code_from_kafka(m->err);
-        if (!m->err && refused != 0) refused_.store(0, std::memory_order_relaxed); // a broker accepts us again
-        collected_.push_back({op, ec, md});
-    }
+    while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event))
+        if (record_report r = read_report(m); r.op) collected_.push_back(r);
 }
 
 void producer_impl::complete_collected() {
-    // A handler that throws must not strand the rest of the reports: complete them all,
-    // then let the first exception propagate (out of io_context::run, as Asio does).
-    // Taken out of the member first: a handler run here may lead to another drain.
-    std::vector<collected_report> reports = std::exchange(collected_, {});
+    // As complete_deliveries(). Taken out of the member first: a handler run here may lead
+    // to another drain.
+    std::vector<record_report> reports = std::exchange(collected_, {});
     std::exception_ptr first_exception;
-    for (const collected_report& r : reports) {
+    for (const record_report& r : reports) {
         try {
             finish_delivery(r.op, r.ec, r.md);
         } catch (...) {

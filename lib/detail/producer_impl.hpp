@@ -141,15 +141,16 @@ private:
     topic_entry* topic_for(std::string_view name);
     topic_entry* create_topic_entry(std::string_view name); // under topics_mutex_
     void finish_delivery(send_op* op, error_code ec, const record_metadata& md);
-    void complete_deliveries(rd_kafka_event_t* event);
-    void collect_deliveries(rd_kafka_event_t* event);
-    void complete_collected();
-    struct collected_report {
-        send_op* op;
+    struct record_report {
+        send_op* op; // null: a record not sent by kcoro
         error_code ec;
         record_metadata md;
     };
-    std::vector<collected_report> collected_; // on the strand; kept between events
+    record_report read_report(const rd_kafka_message_t* m);
+    void complete_deliveries(rd_kafka_event_t* event);
+    void collect_deliveries(rd_kafka_event_t* event);
+    void complete_collected();
+    std::vector<record_report> collected_; // on the strand; kept between events
     void retry_waiting();
     void abort_waiting(error_code ec = boost::asio::error::operation_aborted);
     void on_fatal();
