@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -224,6 +225,44 @@ TEST_CASE("a full local queue suspends senders until deliveries free room, in or
     });
     check_order(reports);
     CHECK(single_ok == 200);
+}
+
+TEST_CASE("a delivery handler that throws leaves io_context::run once; every other record completes") {
+    // Both ways reports are completed: straight from the delivery event (nothing waits
+    // for room), and collected first while sends wait for room (a tiny local queue).
+    for (const bool full_queue : {false, true}) {
+        CAPTURE(full_queue);
+        kcoro::mock_cluster cluster(1);
+        cluster.create_topic("throws", 1);
+        asio::io_context io;
+        auto cfg = test_config(cluster);
+        if (full_queue) cfg.set("queue.buffering.max.messages", "10");
+        kcoro::producer producer(io, cfg);
+        const auto records = numbered("throws", 300);
+        constexpr std::size_t thrower = 150;
+        std::vector<std::int64_t> offsets(records.size(), -1);
+        std::size_t completed = 0;
+        for (std::size_t i = 0; i < records.size(); ++i)
+            producer.send(records[i], [&, i](kcoro::error_code ec, kcoro::record_metadata md) {
+                REQUIRE_FALSE(ec);
+                offsets[i] = md.offset;
+                ++completed;
+                if (i == thrower) throw std::runtime_error("handler failed");
+            });
+        int thrown = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (completed < records.size() && std::chrono::steady_clock::now() < deadline) {
+            try {
+                io.run_for(100ms);
+            } catch (const std::runtime_error& e) {
+                CHECK(std::string(e.what()) == "handler failed");
+                ++thrown;
+            }
+        }
+        CHECK(thrown == 1);
+        REQUIRE(completed == records.size());
+        for (std::size_t i = 0; i < records.size(); ++i) CHECK(offsets[i] == static_cast<std::int64_t>(i));
+    }
 }
 
 TEST_CASE("fail-fast mode completes with queue_full instead of waiting") {
