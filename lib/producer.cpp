@@ -623,8 +623,15 @@ std::size_t producer_impl::take(rd_kafka_queue_t* queue, std::size_t) {
     }
     collect_deliveries(event.get()); // cannot throw now
     event.reset();
-    if (has_waiting_.load(std::memory_order_acquire)) retry_waiting();
+    // The collected reports are completed even if the refill fails (a post out of memory).
+    std::exception_ptr refill_failure;
+    try {
+        if (has_waiting_.load(std::memory_order_acquire)) retry_waiting();
+    } catch (...) {
+        refill_failure = std::current_exception();
+    }
     complete_collected();
+    if (refill_failure) std::rethrow_exception(refill_failure);
     return 1;
 }
 

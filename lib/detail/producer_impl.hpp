@@ -150,7 +150,9 @@ private:
     void complete_deliveries(rd_kafka_event_t* event);
     void collect_deliveries(rd_kafka_event_t* event);
     void complete_collected();
-    std::vector<record_report> collected_; // on the strand; kept between events
+    // On the strand. Kept between events, so it grows to the largest delivery event (up to
+    // batch.num.messages reports) once.
+    std::vector<record_report> collected_;
     void retry_waiting();
     void abort_waiting(error_code ec = boost::asio::error::operation_aborted);
     void on_fatal();
