@@ -661,19 +661,23 @@ producer_impl::record_report producer_impl::read_report(const rd_kafka_message_t
     return r;
 }
 
+// A handler that throws must not strand the rest of the reports: its exception is kept
+// (the first one) and the next report completed.
+void producer_impl::complete_report(const record_report& r, std::exception_ptr& first_exception) noexcept {
+    try {
+        finish_delivery(r.op, r.ec, r.md);
+    } catch (...) {
+        if (!first_exception) first_exception = std::current_exception();
+    }
+}
+
 // Completes each record as its report is read: one pass, with the event still alive.
 void producer_impl::complete_deliveries(rd_kafka_event_t* event) {
-    // A handler that throws must not strand the rest of the reports: complete them all,
-    // then let the first exception propagate (out of io_context::run, as Asio does).
+    // The first handler exception propagates once all have completed (out of
+    // io_context::run, as Asio does).
     std::exception_ptr first_exception;
     while (const rd_kafka_message_t* m = rd_kafka_event_message_next(event)) {
-        const record_report r = read_report(m);
-        if (!r.op) continue;
-        try {
-            finish_delivery(r.op, r.ec, r.md);
-        } catch (...) {
-            if (!first_exception) first_exception = std::current_exception();
-        }
+        if (const record_report r = read_report(m); r.op) complete_report(r, first_exception);
     }
     if (first_exception) std::rethrow_exception(first_exception);
 }
@@ -686,17 +690,11 @@ void producer_impl::collect_deliveries(rd_kafka_event_t* event) {
 }
 
 void producer_impl::complete_collected() {
-    // As complete_deliveries(). Taken out of the member first: a handler run here may lead
-    // to another drain.
+    // As complete_deliveries(). Taken out of the member first: should a handler ever lead
+    // to another drain, that one fills a vector of its own.
     std::vector<record_report> reports = std::exchange(collected_, {});
     std::exception_ptr first_exception;
-    for (const record_report& r : reports) {
-        try {
-            finish_delivery(r.op, r.ec, r.md);
-        } catch (...) {
-            if (!first_exception) first_exception = std::current_exception();
-        }
-    }
+    for (const record_report& r : reports) complete_report(r, first_exception);
     reports.clear();
     if (collected_.capacity() < reports.capacity()) collected_ = std::move(reports); // kept: no allocation next time
     if (first_exception) std::rethrow_exception(first_exception);

@@ -147,6 +147,7 @@ private:
         record_metadata md;
     };
     record_report read_report(const rd_kafka_message_t* m);
+    void complete_report(const record_report& r, std::exception_ptr& first_exception) noexcept;
     void complete_deliveries(rd_kafka_event_t* event);
     void collect_deliveries(rd_kafka_event_t* event);
     void complete_collected();
