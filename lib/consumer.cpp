@@ -3,9 +3,9 @@
 #include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
 #include "detail/client_registry.hpp"
-#include "detail/message_owner.hpp"
 #include "detail/consumer_buffer.hpp"
 #include "detail/event_bridge.hpp"
+#include "detail/message_owner.hpp"
 #include "detail/op_pool.hpp"
 #include "detail/rdkafka_ptr.hpp"
 #include "detail/refusal.hpp"
@@ -775,7 +775,7 @@ bool consumer_impl::try_receive_now(message& out, error_code& ec) {
         buffer_.drop_front();
         store_received(out);
     }
-    if (stalled_) kick_if_stalled(lock);
+    kick_if_stalled(lock);
     return true;
 }
 

@@ -57,9 +57,8 @@ public:
     }
 
     buffered pop_front() {
-        buffered out = std::move(slots_[head_]); // leaves the slot empty
-        head_ = wrap(head_ + 1);
-        --size_;
+        buffered out = std::move(front()); // leaves the slot empty
+        drop_front();
         return out;
     }
 
