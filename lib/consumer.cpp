@@ -393,6 +393,7 @@ private:
 
     void deliver(std::span<message> messages);
     void complete_ready();
+    void append_ready(receive_op* op) noexcept; // under mutex_
     void store_received(const message& m) noexcept;          // under mutex_
     void store_received(const receive_op* op) noexcept;      // under mutex_
     void store_unstored() noexcept;                          // under mutex_
@@ -402,10 +403,10 @@ private:
     }
     void release_received(const std::vector<topic_partition>& parts, bool all) noexcept; // under mutex_
     std::optional<std::int64_t> first_unreceived(const topic_partition& tp) const; // under mutex_
-    void deliver_error(error_code ec, std::string context, bool coalesce, bool may_run_inline);
+    void deliver_error(error_code ec, std::string context, bool coalesce, bool in_drain);
     void on_error_event(rd_kafka_event_t* event);
     void on_error(rd_kafka_resp_err_t err, const char* text, const char* topic, std::int32_t partition, bool fatal,
-                  bool may_run_inline);
+                  bool in_drain);
     void on_side_event(rd_kafka_event_t* event);
     bool fill_from_buffer(receive_op* op, error_code& ec);
     void link(receive_op* op);
@@ -455,9 +456,10 @@ private:
     consumer_buffer buffer_;
     receive_op* pending_head_ = nullptr;
     receive_op* pending_tail_ = nullptr;
-    // Single receives given their message during a drain, completed when the drain turn
-    // ends: the application, resumed then, finds the rest of the turn's messages in the
-    // buffer and takes them without suspending (one resumption per message otherwise).
+    // Receives given their result during a drain (a message, a full batch, an error),
+    // completed when the drain turn ends: the application, resumed then, finds the rest of
+    // the turn's messages in the buffer and takes them without suspending (one resumption
+    // per message otherwise), and a seek it makes drops every message fetched before it.
     receive_op* ready_head_ = nullptr;
     receive_op* ready_tail_ = nullptr;
     bool stalled_ = false;
@@ -684,8 +686,11 @@ void consumer_impl::store_received(const receive_op* op) noexcept {
 // Under mutex_: the offset of the oldest message of `tp` fetched but not yet received.
 std::optional<std::int64_t> consumer_impl::first_unreceived(const topic_partition& tp) const {
     auto same = [&](const message& m) { return m && m.partition() == tp.partition && m.topic() == tp.topic; };
-    for (receive_op* op = ready_head_; op; op = op->next)
+    for (receive_op* op = ready_head_; op; op = op->next) {
         if (same(op->single)) return op->single.offset();
+        for (const auto& m : op->batch)
+            if (same(m)) return m.offset();
+    }
     for (receive_op* op = pending_head_; op; op = op->next)
         for (const auto& m : op->batch)
             if (same(m)) return m.offset();
@@ -793,8 +798,11 @@ void consumer_impl::cancel(receive_op* op) {
 }
 
 // On the strand: hands messages to pending receives in order, the rest to the buffer.
+// Receives it fills complete when the drain turn ends (complete_ready()), once every
+// message it took is in place: a handler that seeks or reassigns then finds all of them
+// to drop, none still on their way.
 void consumer_impl::deliver(std::span<message> messages) {
-    std::unique_lock lock(mutex_);
+    std::lock_guard lock(mutex_);
     for (message& msg : messages) {
         receive_op* op = pending_head_;
         if (!op) {
@@ -804,51 +812,49 @@ void consumer_impl::deliver(std::span<message> messages) {
         if (op->is_batch()) {
             op->batch.push_back(std::move(msg));
             if (op->batch.size() < op->max_messages) continue;
-            unlink(op);
-            store_received(op);
-            lock.unlock();
-            // A handler run inline that throws must not strand the rest of the messages:
-            // keep the exception and rethrow it after the drain.
-            try {
-                op->complete({}, true);
-            } catch (...) {
-                if (!handler_exception_) handler_exception_ = std::current_exception();
-            }
-            lock.lock();
-            continue;
+        } else {
+            op->single = std::move(msg);
         }
-        op->single = std::move(msg);
         unlink(op);
-        op->next = nullptr;
-        if (ready_tail_)
-            ready_tail_->next = op;
-        else
-            ready_head_ = op;
-        ready_tail_ = op;
+        append_ready(op);
     }
 }
 
+void consumer_impl::append_ready(receive_op* op) noexcept {
+    op->next = nullptr;
+    if (ready_tail_)
+        ready_tail_->next = op;
+    else
+        ready_head_ = op;
+    ready_tail_ = op;
+}
+
+// One at a time, each taken off the list as its handler is about to run: a seek (or an
+// assignment) made by one handler still takes back what the later ones were given.
 void consumer_impl::complete_ready() {
-    receive_op* ready;
-    {
-        std::lock_guard lock(mutex_);
-        ready = std::exchange(ready_head_, nullptr);
-        ready_tail_ = nullptr;
-        for (receive_op* op = ready; op; op = op->next) store_received(op);
-        store_unstored(); // once per drain turn
-    }
-    while (receive_op* op = ready) {
-        ready = op->next;
+    for (;;) {
+        receive_op* op;
+        {
+            std::lock_guard lock(mutex_);
+            op = ready_head_;
+            if (!op) {
+                store_unstored(); // once per drain turn, with what the handlers received
+                return;
+            }
+            ready_head_ = op->next;
+            if (!ready_head_) ready_tail_ = nullptr;
+            store_received(op);
+        }
         op->next = nullptr;
         try {
-            op->complete({}, true);
+            op->complete(op->ec, true);
         } catch (...) {
             if (!handler_exception_) handler_exception_ = std::current_exception();
         }
     }
 }
 
-void consumer_impl::deliver_error(error_code ec, std::string context, bool coalesce, bool may_run_inline) {
+void consumer_impl::deliver_error(error_code ec, std::string context, bool coalesce, bool in_drain) {
     std::unique_lock lock(mutex_);
     if (closing_) return;
     receive_op* op = pending_head_;
@@ -863,12 +869,17 @@ void consumer_impl::deliver_error(error_code ec, std::string context, bool coale
         // The batch ends here; the error goes to the next receive.
         buffer_.push_back(buffered{message{}, std::make_unique<buffered_error>(ec, std::move(context))});
         ec = {};
-        store_received(op);
     } else {
         last_error_context_ = std::move(context);
     }
+    if (in_drain) { // completed as the drain turn ends, as deliver() does
+        op->ec = ec;
+        append_ready(op);
+        return;
+    }
+    store_received(op);
     lock.unlock();
-    op->complete(ec, may_run_inline);
+    op->complete(ec, false);
 }
 
 bool consumer_impl::accepting_events() {
@@ -936,21 +947,28 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     std::unique_lock lock(mutex_);
     auto gone = [&](const message& m) { return all || contains(parts, m.topic(), m.partition()); };
     buffer_.remove_if([&](const buffered& b) { return !b.error && gone(b.msg); }, dropped);
+    // Receives completing at the end of this drain turn lose what is gone; those left with
+    // nothing wait again, ahead of later receives and in their order.
     receive_op* keep_head = nullptr;
     receive_op* keep_tail = nullptr;
+    receive_op* back_head = nullptr;
+    receive_op* back_tail = nullptr;
+    bool batch_back = false;
     for (receive_op* op = std::exchange(ready_head_, nullptr); op;) {
         receive_op* next = op->next;
         op->next = nullptr;
-        if (gone(op->single)) {
-            dropped_batch.push_back(std::move(op->single));
-            // Back to waiting, ahead of later receives.
-            op->prev = nullptr;
-            op->next = pending_head_;
-            if (pending_head_)
-                pending_head_->prev = op;
-            else
-                pending_tail_ = op;
-            pending_head_ = op;
+        std::erase_if(op->batch, [&](message& m) {
+            if (!gone(m)) return false;
+            dropped_batch.push_back(std::move(m));
+            return true;
+        });
+        const bool emptied = op->is_batch() ? op->batch.empty() && !op->ec : op->single && gone(op->single);
+        if (emptied) {
+            if (op->single) dropped_batch.push_back(std::move(op->single));
+            batch_back = batch_back || op->is_batch();
+            op->prev = back_tail;
+            (back_tail ? back_tail->next : back_head) = op;
+            back_tail = op;
             op->linked = true;
         } else {
             (keep_tail ? keep_tail->next : keep_head) = op;
@@ -960,6 +978,14 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     }
     ready_head_ = keep_head;
     ready_tail_ = keep_tail;
+    if (back_head) {
+        back_tail->next = pending_head_;
+        if (pending_head_)
+            pending_head_->prev = back_tail;
+        else
+            pending_tail_ = back_tail;
+        pending_head_ = back_head;
+    }
     for (receive_op* op = pending_head_; op; op = op->next)
         for (auto it = op->batch.begin(); it != op->batch.end();) {
             if (gone(*it)) {
@@ -970,6 +996,8 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
             }
         }
     kick_if_stalled(lock);
+    // The batch timer left out batches that were complete: it looks again.
+    if (batch_back) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->arm_batch_timer(); });
 }
 
 // ---- events --------------------------------------------------------------------------
@@ -1048,7 +1076,7 @@ void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t 
             try {
                 on_error(m->err, static_cast<const char*>(m->payload),
                          m->rkt ? rd_kafka_topic_name(m->rkt) : nullptr, m->partition, false, true);
-            } catch (...) { // a handler run inline threw: the rest of the messages still go on
+            } catch (...) { // out of memory reporting it: the rest of the messages still go on
                 if (!handler_exception_) handler_exception_ = std::current_exception();
             }
             continue;
@@ -1081,12 +1109,11 @@ void consumer_impl::on_error_event(rd_kafka_event_t* event) {
 }
 
 void consumer_impl::on_error(rd_kafka_resp_err_t err, const char* text, const char* topic, std::int32_t partition,
-                             bool fatal, bool may_run_inline) {
+                             bool fatal, bool in_drain) {
     if (fatal) {
         char reason[512];
         err = rd_kafka_fatal_error(rk_, reason, sizeof reason);
-        deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason), false,
-                      may_run_inline);
+        deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason), false, in_drain);
         return;
     }
     // librdkafka 2.0 treats a refused authentication or TLS handshake as transient and
@@ -1104,7 +1131,7 @@ void consumer_impl::on_error(rd_kafka_resp_err_t err, const char* text, const ch
                           : refused                                             ? std::string("connect")
                                                                                 : std::string("receive");
     if (text && *text) context += fmt::format(" ({})", text);
-    deliver_error(make_error_code_from_kafka(err), std::move(context), !topic, may_run_inline);
+    deliver_error(make_error_code_from_kafka(err), std::move(context), !topic, in_drain);
 }
 
 void consumer_impl::on_side_event(rd_kafka_event_t* event) {

@@ -367,6 +367,104 @@ TEST_CASE("consumer: position, lag, seek, pause/resume, watermarks") {
     });
 }
 
+// A handler runs while the drain that completed it still holds messages of the same fetch:
+// a seek (or an assignment) it makes must drop those too, for batches as for single receives.
+TEST_CASE("consumer: a seek made as a receive completes drops what was fetched before it") {
+    constexpr int count = 3000;
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("seek-now", 1);
+    {
+        asio::io_context io;
+        run_bounded(io, [&]() -> asio::awaitable<void> {
+            kcoro::producer producer(co_await asio::this_coro::executor, producer_config(cluster));
+            std::vector<kcoro::record> records;
+            for (int i = 0; i < count; ++i) records.push_back(numbered("seek-now", 0, i));
+            std::vector<kcoro::delivery_report> reports(records.size());
+            CHECK(co_await producer.send_batch(records, reports) == 0);
+            co_await producer.close();
+        });
+    }
+    asio::io_context io;
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        auto conf = consumer_config(cluster, "seek-now-group");
+        conf.set("enable.auto.commit", "false");
+        kcoro::consumer consumer(io, conf);
+        const std::vector<kcoro::topic_partition> tps{{"seek-now", 0}};
+        consumer.assign(offs({{"seek-now", 0, kcoro::offsets::beginning}}));
+        // Batches: each seek goes back to 0, so every batch must start there.
+        for (int round = 0; round < 3; ++round) {
+            auto batch = co_await consumer.receive_batch(100, 10s);
+            REQUIRE_FALSE(batch.empty());
+            CHECK(batch.front().offset() == 0);
+            consumer.seek({"seek-now", 0, 0});
+            CHECK(consumer.position(tps)[0].offset == 0);
+        }
+        // Single receives: the same.
+        for (int round = 0; round < 3; ++round) {
+            kcoro::message m = co_await consumer.receive();
+            CHECK(m.offset() == 0);
+            m = co_await consumer.receive();
+            CHECK(m.offset() == 1);
+            consumer.seek({"seek-now", 0, 0});
+        }
+        co_await consumer.close();
+    });
+}
+
+// Receives completing together at the end of a drain turn: a seek in the first one's
+// handler takes back what the others were given (they wait again, in order).
+TEST_CASE("consumer: a seek in one handler drops what receives completing with it were given") {
+    constexpr int count = 3000;
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("seek-ready", 1);
+    {
+        asio::io_context io;
+        run_bounded(io, [&]() -> asio::awaitable<void> {
+            kcoro::producer producer(co_await asio::this_coro::executor, producer_config(cluster));
+            std::vector<kcoro::record> records;
+            for (int i = 0; i < count; ++i) records.push_back(numbered("seek-ready", 0, i));
+            std::vector<kcoro::delivery_report> reports(records.size());
+            CHECK(co_await producer.send_batch(records, reports) == 0);
+            co_await producer.close();
+        });
+    }
+    asio::io_context io;
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        auto conf = consumer_config(cluster, "seek-ready-group");
+        conf.set("enable.auto.commit", "false");
+        kcoro::consumer consumer(io, conf);
+        consumer.assign(offs({{"seek-ready", 0, kcoro::offsets::beginning}}));
+        std::vector<std::int64_t> firsts;
+        const auto seek_to_start = [&] { consumer.seek({"seek-ready", 0, 0}); };
+        consumer.receive_batch(100, 10s, {}, [&](kcoro::error_code ec, std::vector<kcoro::message> b) {
+            CHECK_FALSE(ec);
+            firsts.push_back(b.empty() ? -1 : b.front().offset());
+            seek_to_start();
+        });
+        consumer.receive_batch(100, 10s, {}, [&](kcoro::error_code ec, std::vector<kcoro::message> b) {
+            CHECK_FALSE(ec);
+            firsts.push_back(b.empty() ? -1 : b.front().offset());
+        });
+        co_await wait_until([&] { return firsts.size() == 2; });
+        CHECK(firsts == std::vector<std::int64_t>{0, 0});
+
+        firsts.clear();
+        seek_to_start();
+        consumer.receive([&](kcoro::error_code ec, kcoro::message m) {
+            CHECK_FALSE(ec);
+            firsts.push_back(m ? m.offset() : -1);
+            seek_to_start();
+        });
+        consumer.receive([&](kcoro::error_code ec, kcoro::message m) {
+            CHECK_FALSE(ec);
+            firsts.push_back(m ? m.offset() : -1);
+        });
+        co_await wait_until([&] { return firsts.size() == 2; });
+        CHECK(firsts == std::vector<std::int64_t>{0, 0});
+        co_await consumer.close();
+    });
+}
+
 // Pausing and resuming, often, while both partitions' records stream: nothing is lost or
 // repeated. (librdkafka before 2.1.0 loses records when a partition is paused while a batch
 // of its messages is being taken: a drain that takes batches has to guard against that.)

@@ -40,9 +40,11 @@ public:
     /// 0 for a single-message receive; otherwise the batch's capacity.
     std::size_t max_messages = 0;
     std::chrono::steady_clock::time_point deadline{};
-    /// The result: one message, or the batch collected so far.
+    /// The result: one message, or the batch collected so far; and, once given an error to
+    /// complete with at the end of a drain turn, that error.
     message single{};
     std::vector<message> batch{};
+    error_code ec{};
 
     bool is_batch() const noexcept { return max_messages != 0; }
 
