@@ -1058,21 +1058,24 @@ void consumer_impl::forget_taken(const std::vector<topic_partition>& parts, bool
 
 void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t n) {
     message* messages = drained_messages_.get();
-    std::size_t count = 0;
-    // One count of the client per message made below, added at once; the unused given back.
+    // Every message is owned before anything that may throw: should handing out fail (out
+    // of memory), what was not handed out is released, not leaked with the client's count.
+    // One count of the client per message, added at once.
     client_->add_messages(n);
-    std::size_t unused = 0;
+    for (std::size_t i = 0; i < n; ++i) messages[i] = message(taken[i], client_.get());
+    std::size_t begin = 0, end = 0; // messages[begin, end): the run to hand out next
     const auto hand_out = [&] {
-        note_runs(std::span(messages, count));
-        deliver(std::span(messages, count));
-        count = 0;
+        const std::span run(messages + begin, end - begin);
+        note_runs(run);
+        deliver(run);
+        begin = end;
     };
     const bool open = state_.load(std::memory_order_acquire) == lifecycle::open;
     for (std::size_t i = 0; i < n; ++i) {
-        rd_kafka_message_t* m = taken[i];
+        const rd_kafka_message_t* m = messages[i].native_handle();
         if (m->err) {
             hand_out(); // in order: what came before the error first
-            message owned(m, client_.get());
+            const message failed = std::move(messages[i]);
             try {
                 on_error(m->err, static_cast<const char*>(m->payload),
                          m->rkt ? rd_kafka_topic_name(m->rkt) : nullptr, m->partition, false, true);
@@ -1085,13 +1088,12 @@ void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t 
         // owner reads it from the committed offset (never handed out, so never stored).
         if (!open ||
             (!revoking_.empty() && (revoking_all_ || contains(revoking_, rd_kafka_topic_name(m->rkt), m->partition)))) {
-            rd_kafka_message_destroy(m);
-            ++unused;
+            messages[i] = message{};
             continue;
         }
-        messages[count++] = message(m, client_.get());
+        if (end != i) messages[end] = std::move(messages[i]);
+        ++end;
     }
-    client_->remove_unused(unused);
     hand_out();
 }
 

@@ -17,8 +17,6 @@ public:
 
     /// Counts for `n` messages about to be made; only while holding a count already.
     void add_messages(std::size_t n) noexcept { count_.fetch_add(n, std::memory_order_relaxed); }
-    /// Gives back counts added for messages that were not made; only while holding another.
-    void remove_unused(std::size_t n) noexcept { count_.fetch_sub(n, std::memory_order_relaxed); }
     /// Gives back one count (a message's, or the other owners'), destroying it at the last.
     void release() noexcept {
         if (count_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
