@@ -255,8 +255,10 @@ public:
     void mark_done(const message& m);
     error_code mark_done(const message& m, error_code& ec) noexcept;
 
-    /// Moves the fetch position of an assigned partition; buffered messages of that
-    /// partition are dropped. Throws kcoro::error (errc::state) for a partition not assigned.
+    /// Moves the fetch position of an assigned partition; messages of that partition fetched
+    /// before it and not yet handed to a handler are dropped (also when a receive's handler
+    /// seeks: the rest of that fetch goes too). Throws kcoro::error (errc::state) for a
+    /// partition not assigned.
     void seek(const partition_offset& position);
 
     /// Stops / restarts fetching these partitions (messages already buffered are still
