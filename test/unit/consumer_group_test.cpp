@@ -373,17 +373,7 @@ TEST_CASE("consumer: a seek made as a receive completes drops what was fetched b
     constexpr int count = 3000;
     kcoro::mock_cluster cluster(1);
     cluster.create_topic("seek-now", 1);
-    {
-        asio::io_context io;
-        run_bounded(io, [&]() -> asio::awaitable<void> {
-            kcoro::producer producer(co_await asio::this_coro::executor, producer_config(cluster));
-            std::vector<kcoro::record> records;
-            for (int i = 0; i < count; ++i) records.push_back(numbered("seek-now", 0, i));
-            std::vector<kcoro::delivery_report> reports(records.size());
-            CHECK(co_await producer.send_batch(records, reports) == 0);
-            co_await producer.close();
-        });
-    }
+    produce_batch_sync(cluster, "seek-now", count);
     asio::io_context io;
     run_bounded(io, [&]() -> asio::awaitable<void> {
         auto conf = consumer_config(cluster, "seek-now-group");
@@ -417,17 +407,7 @@ TEST_CASE("consumer: a seek in one handler drops what receives completing with i
     constexpr int count = 3000;
     kcoro::mock_cluster cluster(1);
     cluster.create_topic("seek-ready", 1);
-    {
-        asio::io_context io;
-        run_bounded(io, [&]() -> asio::awaitable<void> {
-            kcoro::producer producer(co_await asio::this_coro::executor, producer_config(cluster));
-            std::vector<kcoro::record> records;
-            for (int i = 0; i < count; ++i) records.push_back(numbered("seek-ready", 0, i));
-            std::vector<kcoro::delivery_report> reports(records.size());
-            CHECK(co_await producer.send_batch(records, reports) == 0);
-            co_await producer.close();
-        });
-    }
+    produce_batch_sync(cluster, "seek-ready", count);
     asio::io_context io;
     run_bounded(io, [&]() -> asio::awaitable<void> {
         auto conf = consumer_config(cluster, "seek-ready-group");
@@ -472,17 +452,7 @@ TEST_CASE("consumer: pausing and resuming while records stream loses and repeats
     constexpr int count = 30'000;
     kcoro::mock_cluster cluster(1);
     cluster.create_topic("pr", 2);
-    {
-        asio::io_context io;
-        run_bounded(io, [&]() -> asio::awaitable<void> {
-            kcoro::producer producer(co_await asio::this_coro::executor, producer_config(cluster));
-            std::vector<kcoro::record> records;
-            for (int i = 0; i < count; ++i) records.push_back(numbered("pr", i % 2, i));
-            std::vector<kcoro::delivery_report> reports(records.size());
-            CHECK(co_await producer.send_batch(records, reports) == 0);
-            co_await producer.close();
-        });
-    }
+    produce_batch_sync(cluster, "pr", count, 2);
     asio::io_context io;
     run_bounded(io, [&]() -> asio::awaitable<void> {
         auto conf = consumer_config(cluster, "pr-group");

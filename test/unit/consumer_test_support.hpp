@@ -18,6 +18,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,22 @@ inline void produce_sync(const kcoro::mock_cluster& cluster, const std::string& 
                   std::optional<std::int32_t> partition = std::nullopt, int first = 0) {
     asio::io_context io;
     run_bounded(io, [&]() -> asio::awaitable<void> { co_await produce(cluster, topic, count, partition, first); });
+}
+
+/// Produces `count` numbered records with one send_batch (so a fetch brings many of them
+/// at once), record i to partition i % partitions.
+inline void produce_batch_sync(const kcoro::mock_cluster& cluster, const std::string& topic, int count,
+                               int partitions = 1) {
+    asio::io_context io;
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        kcoro::producer producer(co_await asio::this_coro::executor, producer_config(cluster));
+        std::vector<kcoro::record> records;
+        for (int i = 0; i < count; ++i) records.push_back(numbered(topic, i % partitions, i));
+        std::vector<kcoro::delivery_report> reports(records.size());
+        const std::size_t failed = co_await producer.send_batch(records, reports);
+        co_await producer.close();
+        if (failed != 0) throw std::runtime_error(fmt::format("produce_batch_sync: {} records failed", failed));
+    });
 }
 
 /// Polls `cond` every 20 ms until it holds (the test's run_bounded limit bounds the wait).
