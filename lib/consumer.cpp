@@ -947,6 +947,17 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     std::unique_lock lock(mutex_);
     auto gone = [&](const message& m) { return all || contains(parts, m.topic(), m.partition()); };
     buffer_.remove_if([&](const buffered& b) { return !b.error && gone(b.msg); }, dropped);
+    // One by one: should keeping a dropped message fail (out of memory), the batch is whole.
+    const auto drop_gone = [&](std::vector<message>& batch) {
+        for (auto it = batch.begin(); it != batch.end();) {
+            if (gone(*it)) {
+                dropped_batch.push_back(std::move(*it));
+                it = batch.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    };
     // Receives completing at the end of this drain turn lose what is gone; those left with
     // nothing wait again, ahead of later receives and in their order.
     receive_op* keep_head = nullptr;
@@ -957,11 +968,7 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     for (receive_op* op = std::exchange(ready_head_, nullptr); op;) {
         receive_op* next = op->next;
         op->next = nullptr;
-        std::erase_if(op->batch, [&](message& m) {
-            if (!gone(m)) return false;
-            dropped_batch.push_back(std::move(m));
-            return true;
-        });
+        drop_gone(op->batch);
         const bool emptied = op->is_batch() ? op->batch.empty() && !op->ec : op->single && gone(op->single);
         if (emptied) {
             if (op->single) dropped_batch.push_back(std::move(op->single));
@@ -986,15 +993,7 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
             pending_tail_ = back_tail;
         pending_head_ = back_head;
     }
-    for (receive_op* op = pending_head_; op; op = op->next)
-        for (auto it = op->batch.begin(); it != op->batch.end();) {
-            if (gone(*it)) {
-                dropped_batch.push_back(std::move(*it));
-                it = op->batch.erase(it);
-            } else {
-                ++it;
-            }
-        }
+    for (receive_op* op = pending_head_; op; op = op->next) drop_gone(op->batch);
     kick_if_stalled(lock);
     // The batch timer left out batches that were complete: it looks again.
     if (batch_back) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->arm_batch_timer(); });
@@ -1059,8 +1058,9 @@ void consumer_impl::forget_taken(const std::vector<topic_partition>& parts, bool
 void consumer_impl::take_messages(rd_kafka_message_t* const* taken, std::size_t n) {
     message* messages = drained_messages_.get();
     // Every message is owned before anything that may throw: should handing out fail (out
-    // of memory), what was not handed out is released, not leaked with the client's count.
-    // One count of the client per message, added at once.
+    // of memory), what was not handed out stays in the array, released when the next turn
+    // reuses it or the consumer goes, never leaked with its count of the client (which
+    // would then outlive everything). One count per message, added at once.
     client_->add_messages(n);
     for (std::size_t i = 0; i < n; ++i) messages[i] = message(taken[i], client_.get());
     std::size_t begin = 0, end = 0; // messages[begin, end): the run to hand out next
