@@ -945,18 +945,20 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     std::vector<buffered> dropped;
     std::vector<message> dropped_batch;
     std::unique_lock lock(mutex_);
+    // Room for every message receives hold, reserved before anything changes: the lists
+    // below are taken apart and put together again with nothing left that may throw.
+    std::size_t held = 0;
+    for (const receive_op* op = ready_head_; op; op = op->next) held += op->batch.size() + 1;
+    for (const receive_op* op = pending_head_; op; op = op->next) held += op->batch.size();
+    dropped_batch.reserve(held);
     auto gone = [&](const message& m) { return all || contains(parts, m.topic(), m.partition()); };
     buffer_.remove_if([&](const buffered& b) { return !b.error && gone(b.msg); }, dropped);
-    // One by one: should keeping a dropped message fail (out of memory), the batch is whole.
     const auto drop_gone = [&](std::vector<message>& batch) {
-        for (auto it = batch.begin(); it != batch.end();) {
-            if (gone(*it)) {
-                dropped_batch.push_back(std::move(*it));
-                it = batch.erase(it);
-            } else {
-                ++it;
-            }
-        }
+        std::erase_if(batch, [&](message& m) {
+            if (!gone(m)) return false;
+            dropped_batch.push_back(std::move(m));
+            return true;
+        });
     };
     // Receives completing at the end of this drain turn lose what is gone; those left with
     // nothing wait again, ahead of later receives and in their order.

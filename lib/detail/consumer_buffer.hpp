@@ -64,8 +64,12 @@ public:
 
     /// Removes the entries for which `drop` is true, keeping the order of the rest;
     /// the removed ones are appended to `removed` (destroyed by the caller, outside locks).
+    /// Out of memory, it throws before changing anything.
     template <class Pred>
     void remove_if(Pred drop, std::vector<buffered>& removed) {
+        std::size_t dropping = 0;
+        for_each([&](const buffered& b) { dropping += drop(b) ? 1 : 0; });
+        removed.reserve(removed.size() + dropping);
         const std::size_t n = size_;
         for (std::size_t i = 0; i < n; ++i) {
             buffered b = pop_front();
@@ -82,6 +86,7 @@ public:
     }
 
     void clear(std::vector<buffered>& removed) {
+        removed.reserve(removed.size() + size_); // out of memory: throws before changing anything
         while (size_) removed.push_back(pop_front());
     }
 
