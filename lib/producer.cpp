@@ -640,7 +640,8 @@ producer_impl::record_report producer_impl::read_report(const rd_kafka_message_t
     if (!r.op) return r;
     r.md.topic = static_cast<const topic_entry*>(rd_kafka_topic_opaque(m->rkt))->name;
     r.md.partition = m->partition;
-    r.md.offset = m->offset;
+    // librdkafka says "no offset" as -1001 (failures, implicit acks) or -1 (acks=0).
+    r.md.offset = m->offset >= 0 ? m->offset : -1;
     rd_kafka_timestamp_type_t tstype;
     const std::int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     r.md.timestamp = kcoro::timestamp(std::chrono::milliseconds(ts < 0 ? 0 : ts));

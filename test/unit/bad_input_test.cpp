@@ -483,6 +483,11 @@ TEST_CASE("bad input: a broker address that refuses connections: typed errors, b
         auto [bec, failed] = co_await producer.send_batch(batch, reports, asio::as_tuple(asio::deferred));
         CHECK(bec == kcoro::errc::message_timed_out);
         CHECK(failed == 3);
+        for (const auto& rep : reports) {
+            CHECK(rep.error == kcoro::errc::message_timed_out);
+            CHECK(rep.metadata.topic == "nowhere");
+            CHECK(rep.metadata.offset == -1); // not librdkafka's -1001
+        }
         auto [fec] = co_await producer.flush(1s, asio::as_tuple(asio::deferred));
         CHECK_FALSE(fec); // nothing left to flush: every record has its outcome
         // The consumer's queries are bounded by their timeouts.
