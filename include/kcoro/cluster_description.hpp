@@ -1,7 +1,7 @@
 // kcoro: the brokers of a cluster, as the admin client describes them.
 #pragma once
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <cstdint>
 #include <string>

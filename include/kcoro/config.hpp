@@ -11,7 +11,7 @@
 // fmt formatter and describe() print them as "[redacted]".
 #pragma once
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <initializer_list>
 #include <optional>

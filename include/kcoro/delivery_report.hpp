@@ -4,7 +4,7 @@
 #include <kcoro/error.hpp>
 #include <kcoro/record_metadata.hpp>
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 namespace kcoro {
 

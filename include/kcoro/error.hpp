@@ -14,7 +14,7 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <string>
 #include <type_traits>

@@ -12,7 +12,7 @@
 #include <kcoro/record_metadata.hpp>
 #include <kcoro/topic_partition.hpp>
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <cstddef>
 #include <cstdint>

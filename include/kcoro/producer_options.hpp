@@ -12,7 +12,7 @@
 
 #include <kcoro/error.hpp>
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <cstdint>
 #include <functional>

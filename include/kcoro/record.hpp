@@ -10,7 +10,7 @@
 // cannot recall an enqueued record). Keys and headers are always copied.
 #pragma once
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <chrono>
 #include <cstdint>

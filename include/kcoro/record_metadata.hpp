@@ -3,7 +3,7 @@
 
 #include <kcoro/record.hpp>
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <cstdint>
 #include <string_view>

@@ -3,7 +3,7 @@
 
 #include <kcoro/error.hpp>
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <string>
 

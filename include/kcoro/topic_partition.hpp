@@ -1,7 +1,7 @@
 // kcoro: partitions and offsets, as consumers name them.
 #pragma once
 
-#include <fmt/format.h>
+#include <kcoro/detail/fmt.hpp>
 
 #include <cstdint>
 #include <string>
