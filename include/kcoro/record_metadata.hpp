@@ -20,10 +20,10 @@ enum class timestamp_type : std::uint8_t {
 /// Where a record was written. On failure the topic and partition still say what the
 /// record was aimed at (partition -1 when no partition was chosen yet) and the offset is -1.
 ///
-/// A written record's offset is -1 too when the broker's reply gave none: with `acks=0`,
-/// or when librdkafka inferred the write rather than being told (an idempotent producer
-/// whose earlier request failed in an uncertain way, such as a timeout, and whose later
-/// request for the partition succeeded: librdkafka's "implicit ack").
+/// A written record's offset is -1 too when the broker's reply gave none: with `acks=0`;
+/// when an idempotent producer's retry was answered "duplicate" (written before); or when
+/// librdkafka inferred the write from a later request's success after an earlier one failed
+/// in an uncertain way, such as a timeout (librdkafka's "implicit ack").
 struct record_metadata {
     /// The topic's name. Topic names are interned by kcoro: the view stays valid for
     /// the life of the program, so metadata can be kept and copied freely.
