@@ -1,8 +1,9 @@
 // Fault suite on the mock cluster: request errors injected into Produce and Fetch,
 // partition leaders moved, brokers taken down and brought back, high round-trip times.
 // Afterwards nothing acknowledged is lost, nothing is duplicated, and each partition is
-// in the order it was sent (test/support/sequence_checker). The real-cluster version,
-// with SIGKILLed brokers, is test/integration/fault_integration_test.cpp.
+// in the order it was sent (test/support/sequence_checker); under Produce faults the mock
+// cluster's missing sequence checks excuse two exceptions (see that test). The real-cluster
+// version, with SIGKILLed brokers, is test/integration/fault_integration_test.cpp.
 #include <kcoro/consumer.hpp>
 #include <kcoro/kcoro.hpp>
 
@@ -141,7 +142,7 @@ asio::awaitable<std::int64_t> read_all(const kcoro::mock_cluster& cluster, const
 
 } // namespace
 
-TEST_CASE("fault (mock): Produce errors, leader moves, a broker down and high RTT lose and duplicate nothing") {
+TEST_CASE("fault (mock): Produce errors, leader moves, a broker down and high RTT lose and reorder nothing") {
     kcoro::mock_cluster cluster(3);
     const std::string topic = "faulty-produce";
     constexpr int partitions = 3;
@@ -188,23 +189,29 @@ TEST_CASE("fault (mock): Produce errors, leader moves, a broker down and high RT
     CHECK(failed == 0);
     auto r = check.result();
     CHECK(r.sent == static_cast<std::size_t>(total));
-    // Records the brokers acknowledged with an offset must all be in the log. Those that
-    // librdkafka acknowledged by inference (offset -1) may be missing here, and only here:
-    // librdkafka 2.0 races at a leader move. The old leader's last "not leader" reply can be
-    // handled after the partition moved, so the new leader is sent later records before the
-    // failed batch is queued again; their success makes librdkafka acknowledge the failed
-    // batch as written (logged as IMPLICITACK). A real broker refuses those later records as
-    // out of sequence and the batch is retried, but the mock cluster checks sequences only
-    // for transactional producers. confluent-kafka-go#921 reports the loss on real brokers
-    // for a producer that had just started. The real-cluster fault test admits no such loss.
+    // librdkafka 2.0's mock cluster checks an idempotent producer's sequence numbers only
+    // when it is transactional, so two things a real broker prevents can happen here (the
+    // real-cluster fault test admits neither):
+    // - Duplicates: a retried batch that had been written is written again, where a broker
+    //   answers "duplicate sequence".
+    // - Records librdkafka acknowledged by inference (offset -1) can be missing. librdkafka
+    //   2.0 races at a leader move: the old leader's last "not leader" reply can be handled
+    //   after the partition moved, so the new leader is sent later records before the failed
+    //   batch is queued again, and their success makes librdkafka acknowledge that batch as
+    //   written (IMPLICITACK in its debug log). A broker would refuse the later records as out
+    //   of sequence. confluent-kafka-go#921 reports this loss on real brokers for a producer
+    //   that had just started.
+    // Everything acknowledged with an offset must be in the log, in order.
     const auto unverifiable = std::erase_if(r.lost, [&](const sequence_checker::entry& e) {
         return std::ranges::find(inferred, e) != inferred.end();
     });
     if (unverifiable != 0)
         MESSAGE(unverifiable << " of " << inferred.size()
                              << " records librdkafka acknowledged by inference are not in the mock cluster's log");
-    CHECK_MESSAGE(r.ok(), r.summary());
-    CHECK(in_log + static_cast<std::int64_t>(unverifiable) == total);
+    if (!r.duplicated.empty()) MESSAGE("the mock cluster wrote retried records twice: " << r.summary());
+    CHECK_MESSAGE(r.ok_allowing_duplicates(), r.summary());
+    CHECK(in_log + static_cast<std::int64_t>(unverifiable) ==
+          total + static_cast<std::int64_t>(r.duplicated.size()));
 }
 
 TEST_CASE("fault (mock): a consumer reads through Fetch errors, a broker down and leader moves, skipping nothing") {
