@@ -1,6 +1,7 @@
 #include <kcoro/admin.hpp>
 
 #include "detail/client_config.hpp"
+#include "detail/client_events.hpp"
 #include "detail/client_registry.hpp"
 #include "detail/event_bridge.hpp"
 #include "detail/rdkafka_ptr.hpp"
@@ -264,6 +265,7 @@ private:
     std::optional<boost::asio::steady_timer> close_timer_;
     bool finishing_ = false; // on the strand
     std::atomic<bool> context_gone_{false};
+    bool debug_ = false; // the `debug` property is set: log lines are printed without on_log
 };
 
 template <class T>
@@ -272,7 +274,7 @@ void typed_op<T>::complete(error_code ec, T value) {
 }
 
 admin_impl::admin_impl(boost::asio::any_io_executor executor, const config& properties, admin_options options)
-    : executor_(std::move(executor)), options_(std::move(options)) {
+    : executor_(std::move(executor)), options_(std::move(options)), debug_(debugging(properties)) {
     config effective = properties;
     effective.set("log.queue", "true");
     auto conf = make_conf(effective);
@@ -404,17 +406,7 @@ void admin_impl::on_event(rd_kafka_event_t* event) {
     }
 }
 
-void admin_impl::on_log(rd_kafka_event_t* event) {
-    const char* facility = nullptr;
-    const char* message = nullptr;
-    int level = 0;
-    if (rd_kafka_event_log(event, &facility, &message, &level) != 0) return;
-    const log_entry entry{level, facility ? facility : "", message ? message : ""};
-    if (options_.on_log)
-        options_.on_log(entry);
-    else if (level <= 3)
-        fmt::print(stderr, "kcoro admin {}\n", entry);
-}
+void admin_impl::on_log(rd_kafka_event_t* event) { report_log(event, options_.on_log, debug_, "admin"); }
 
 void admin_impl::on_error(rd_kafka_event_t* event) {
     const client_error e{make_error_code_from_kafka(rd_kafka_event_error(event)),
@@ -422,10 +414,7 @@ void admin_impl::on_error(rd_kafka_event_t* event) {
                          rd_kafka_event_error_is_fatal(event) != 0};
     if (is_refusal(e.code))
         on_refused(e.code, std::string(e.reason));
-    if (options_.on_error)
-        options_.on_error(e);
-    else
-        fmt::print(stderr, "kcoro admin {}\n", e);
+    report_error(e, options_.on_error, "admin");
 }
 
 void admin_impl::on_refused(error_code code, const std::string& reason) {

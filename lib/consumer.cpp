@@ -2,6 +2,7 @@
 
 #include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
+#include "detail/client_events.hpp"
 #include "detail/client_registry.hpp"
 #include "detail/consumer_buffer.hpp"
 #include "detail/event_bridge.hpp"
@@ -134,14 +135,6 @@ bool is_consumer_error(rd_kafka_resp_err_t err) {
     }
 }
 
-void print_log(rd_kafka_event_t* event) {
-    const char* facility = nullptr;
-    const char* text = nullptr;
-    int level = 0;
-    if (rd_kafka_event_log(event, &facility, &text, &level) == 0)
-        fmt::print(stderr, "kcoro consumer [{}] {}: {}\n", level, facility, text);
-}
-
 // librdkafka names no protocol (null) before the group is joined and after it is left.
 bool is_cooperative(rd_kafka_t* rk) {
     const char* protocol = rd_kafka_rebalance_protocol(rk);
@@ -166,26 +159,43 @@ void keep_until_exit(rd_kafka_t* rk) {
     kept.push_back(rk);
 }
 
+// What failed in answering a rebalance (no code: nothing failed).
+struct rebalance_failure {
+    error_code code{};
+    std::string reason{};
+};
+
+rebalance_failure failure_of(rd_kafka_error_t* e, const char* what) {
+    const error_ptr owned(e);
+    if (!e) return {};
+    return {make_error_code_from_kafka(rd_kafka_error_code(e)), fmt::format("{}: {}", what, rd_kafka_error_string(e))};
+}
+
+rebalance_failure failure_of(rd_kafka_resp_err_t err, const char* what) {
+    if (!err) return {};
+    return {make_error_code_from_kafka(err), fmt::format("{}: {}", what, rd_kafka_err2str(err))};
+}
+
 // Takes up assigned partitions, as the application must after an assignment: all of them
 // when eager, `partitions` added when cooperative.
-void take_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_partition_list_t* partitions) {
-    if (cooperative) {
-        if (error_ptr e{rd_kafka_incremental_assign(rk, partitions)})
-            fmt::print(stderr, "kcoro consumer: incremental assign failed: {}\n", rd_kafka_error_string(e.get()));
-    } else if (auto err = rd_kafka_assign(rk, partitions)) {
-        fmt::print(stderr, "kcoro consumer: assign failed: {}\n", rd_kafka_err2str(err));
-    }
+rebalance_failure take_up_partitions(rd_kafka_t* rk, bool cooperative,
+                                     const rd_kafka_topic_partition_list_t* partitions) {
+    if (cooperative) return failure_of(rd_kafka_incremental_assign(rk, partitions), "incremental assign failed");
+    return failure_of(rd_kafka_assign(rk, partitions), "assign failed");
 }
 
 // Gives up revoked partitions, as the application must before a rebalance or a close goes
 // on: all of them when eager, `partitions` when cooperative.
-void give_up_partitions(rd_kafka_t* rk, bool cooperative, const rd_kafka_topic_partition_list_t* partitions) {
-    if (!cooperative) {
-        rd_kafka_assign(rk, nullptr);
-        return;
-    }
-    if (error_ptr e{rd_kafka_incremental_unassign(rk, partitions)})
-        fmt::print(stderr, "kcoro consumer: incremental unassign failed: {}\n", rd_kafka_error_string(e.get()));
+rebalance_failure give_up_partitions(rd_kafka_t* rk, bool cooperative,
+                                     const rd_kafka_topic_partition_list_t* partitions) {
+    if (!cooperative) return failure_of(rd_kafka_assign(rk, nullptr), "unassign failed");
+    return failure_of(rd_kafka_incremental_unassign(rk, partitions), "incremental unassign failed");
+}
+
+// Where a failure goes when no consumer is there to report it (librdkafka called back
+// outside a drain, or the client is being destroyed).
+void print_failure(const rebalance_failure& f) {
+    if (f.code) fmt::print(stderr, "kcoro consumer {}\n", client_error{f.code, f.reason});
 }
 
 } // namespace
@@ -275,25 +285,26 @@ private:
     void finish_leaving() noexcept {
         rd_kafka_t* k = rk.get();
         const bool cooperative = joined_cooperative.load();
-        if (open_rebalances.load() > 0) give_up_assignment(k, cooperative);
+        if (open_rebalances.load() > 0) print_failure(give_up_assignment(k, cooperative));
         // Bounded: leaving waits at most for a LeaveGroup request, which times out first.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
         while (!rd_kafka_consumer_closed(k) && std::chrono::steady_clock::now() < deadline) {
             event_ptr event(rd_kafka_queue_poll(queue.get(), 100));
             if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
                 note_rebalance(rd_kafka_event_error(event.get()));
-                give_up_partitions(k, cooperative, rd_kafka_event_topic_partition_list(event.get()));
+                print_failure(give_up_partitions(k, cooperative, rd_kafka_event_topic_partition_list(event.get())));
                 note_answered();
             }
         }
     }
 
     // The whole current assignment: a revocation may have been taken off the queue already.
-    static void give_up_assignment(rd_kafka_t* k, bool cooperative) {
+    static rebalance_failure give_up_assignment(rd_kafka_t* k, bool cooperative) {
         rd_kafka_topic_partition_list_t* current = nullptr;
-        if (cooperative && rd_kafka_assignment(k, &current) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-        give_up_partitions(k, cooperative, current);
+        if (cooperative && rd_kafka_assignment(k, &current) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+        auto failure = give_up_partitions(k, cooperative, current);
         if (current) rd_kafka_topic_partition_list_destroy(current);
+        return failure;
     }
 };
 
@@ -404,6 +415,10 @@ private:
     void release_received(const std::vector<topic_partition>& parts, bool all) noexcept; // under mutex_
     std::optional<std::int64_t> first_unreceived(const topic_partition& tp) const; // under mutex_
     void deliver_error(error_code ec, std::string context, bool coalesce, bool in_drain);
+    // An error that completes no receive, for on_error (or stderr). `on_side_strand`: called
+    // from the side bridge's drain; otherwise posted there, so on_error and on_log never
+    // run at the same time.
+    void report(const client_error& e, bool on_side_strand);
     void on_error_event(rd_kafka_event_t* event);
     void on_error(rd_kafka_resp_err_t err, const char* text, const char* topic, std::int32_t partition, bool fatal,
                   bool in_drain);
@@ -507,6 +522,7 @@ private:
 
     std::atomic<lifecycle> state_{lifecycle::open};
     std::atomic<bool> context_gone_{false};
+    bool debug_ = false; // the `debug` property is set: log lines are printed without on_log
     std::mutex close_mutex_;
     std::vector<any_completion_handler<void(error_code)>> close_handlers_;
 };
@@ -520,6 +536,7 @@ consumer_impl::consumer_impl(boost::asio::any_io_executor executor, const config
         throw error(errc::invalid_config_value, "config key 'group.id': a consumer needs one (even for assign())");
     config effective = properties;
     group_id_ = std::string(properties.get("group.id").value_or(""));
+    debug_ = debugging(properties);
     // librdkafka would store each offset when the bridge drains the message, before the
     // application has received it (it may still wait in the local buffer): kcoro stores
     // offsets itself, when it hands messages out (or at mark_done).
@@ -1020,7 +1037,8 @@ std::size_t consumer_impl::take(rd_kafka_queue_t* queue, std::size_t budget) {
     const ssize_t n = rd_kafka_consume_batch_queue(queue, 0, taken, room);
     draining_consumer = nullptr;
     if (n < 0) {
-        fmt::print(stderr, "kcoro consumer: {}\n", rd_kafka_err2str(rd_kafka_last_error()));
+        const auto err = rd_kafka_last_error();
+        report({make_error_code_from_kafka(err), fmt::format("receiving: {}", rd_kafka_err2str(err))}, false);
         return 0;
     }
     take_messages(taken, static_cast<std::size_t>(n));
@@ -1118,6 +1136,7 @@ void consumer_impl::on_error(rd_kafka_resp_err_t err, const char* text, const ch
         char reason[512];
         err = rd_kafka_fatal_error(rk_, reason, sizeof reason);
         deliver_error(make_error_code_from_kafka(err), fmt::format("consumer (fatal): {}", reason), false, in_drain);
+        report({make_error_code_from_kafka(err), reason, true}, !in_drain);
         return;
     }
     // librdkafka 2.0 treats a refused authentication or TLS handshake as transient and
@@ -1127,7 +1146,7 @@ void consumer_impl::on_error(rd_kafka_resp_err_t err, const char* text, const ch
     // Any other transient error (a leader moving, a request timing out) is retried by
     // librdkafka even when it names a partition: logged, never failing a receive.
     if (!refused && !is_consumer_error(err) && (!topic || is_retriable(make_error_code_from_kafka(err)))) {
-        fmt::print(stderr, "kcoro consumer error: {}\n", text && *text ? text : rd_kafka_err2str(err));
+        report({make_error_code_from_kafka(err), text && *text ? text : rd_kafka_err2str(err)}, !in_drain);
         return;
     }
     std::string context = topic                                                 ? describe_partition(topic, partition)
@@ -1138,6 +1157,18 @@ void consumer_impl::on_error(rd_kafka_resp_err_t err, const char* text, const ch
     deliver_error(make_error_code_from_kafka(err), std::move(context), !topic, in_drain);
 }
 
+void consumer_impl::report(const client_error& e, bool on_side_strand) {
+    if (on_side_strand || !options_.on_error) {
+        report_error(e, options_.on_error, "consumer");
+        return;
+    }
+    if (context_gone_.load()) return;
+    boost::asio::post(side_bridge_->strand(),
+                      [self = shared_from_this(), code = e.code, reason = std::string(e.reason), fatal = e.fatal] {
+                          report_error({code, reason, fatal}, self->options_.on_error, "consumer");
+                      });
+}
+
 void consumer_impl::on_side_event(rd_kafka_event_t* event) {
     switch (rd_kafka_event_type(event)) {
     case RD_KAFKA_EVENT_OFFSET_COMMIT: {
@@ -1145,7 +1176,8 @@ void consumer_impl::on_side_event(rd_kafka_event_t* event) {
         if (!op) {
             // An auto-commit's result: only a failure is worth a word.
             if (auto err = rd_kafka_event_error(event); err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                fmt::print(stderr, "kcoro consumer: auto-commit failed: {}\n", rd_kafka_err2str(err));
+                report({make_error_code_from_kafka(err), fmt::format("auto-commit failed: {}", rd_kafka_err2str(err))},
+                       true);
             return;
         }
         {
@@ -1162,7 +1194,7 @@ void consumer_impl::on_side_event(rd_kafka_event_t* event) {
         complete_with(std::move(owned->handler), ec);
         break;
     }
-    case RD_KAFKA_EVENT_LOG: print_log(event); break;
+    case RD_KAFKA_EVENT_LOG: report_log(event, options_.on_log, debug_, "consumer"); break;
     case RD_KAFKA_EVENT_ERROR: on_error_event(event); break;
     default: break;
     }
@@ -1176,10 +1208,9 @@ void consumer_impl::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t kind, rd_ka
     if (!self) {
         // Only take() serves the consumer queue with callbacks; should librdkafka call this
         // from elsewhere, no hook can run: the change is applied as librdkafka would.
-        if (kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
-            take_up_partitions(rk, is_cooperative(rk), partitions);
-        else
-            give_up_partitions(rk, is_cooperative(rk), partitions);
+        print_failure(kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+                          ? take_up_partitions(rk, is_cooperative(rk), partitions)
+                          : give_up_partitions(rk, is_cooperative(rk), partitions));
         return;
     }
     self->client_->note_rebalance(kind);
@@ -1191,13 +1222,15 @@ void consumer_impl::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t kind, rd_ka
 }
 
 void consumer_impl::apply_assign(const rd_kafka_topic_partition_list_t* partitions, bool cooperative) {
-    take_up_partitions(rk_, cooperative, partitions);
+    const auto failure = take_up_partitions(rk_, cooperative, partitions);
     client_->note_answered();
+    if (failure.code) report({failure.code, failure.reason}, false);
 }
 
 void consumer_impl::apply_revoke(const rd_kafka_topic_partition_list_t* partitions, bool cooperative) {
-    give_up_partitions(rk_, cooperative, partitions);
+    const auto failure = give_up_partitions(rk_, cooperative, partitions);
     client_->note_answered();
+    if (failure.code) report({failure.code, failure.reason}, false);
 }
 
 void consumer_impl::process_rebalances() {
@@ -1233,7 +1266,8 @@ void consumer_impl::process_rebalances() {
                 revoking_all_ = !cooperative;
             }
         } else {
-            fmt::print(stderr, "kcoro consumer: rebalance error: {}\n", rd_kafka_err2str(next.kind));
+            report({make_error_code_from_kafka(next.kind), fmt::format("rebalance error: {}", rd_kafka_err2str(next.kind))},
+                   false);
             rd_kafka_assign(rk_, nullptr);
             client_->note_answered();
             continue;
@@ -1243,13 +1277,14 @@ void consumer_impl::process_rebalances() {
         rebalance_running_ = true;
         auto done = [self = shared_from_this(), revoked, cooperative](std::exception_ptr e) {
             if (e) {
+                std::string what = "rebalance hook threw";
                 try {
                     std::rethrow_exception(e);
                 } catch (const std::exception& ex) {
-                    fmt::print(stderr, "kcoro consumer: rebalance hook threw: {}\n", ex.what());
+                    what += fmt::format(": {}", ex.what());
                 } catch (...) {
-                    fmt::print(stderr, "kcoro consumer: rebalance hook threw\n");
                 }
+                self->report({make_error_code(errc::failed), what}, false);
             }
             if (revoked) self->apply_revoke(revoked.get(), cooperative);
             self->revoking_.clear();
@@ -1606,7 +1641,9 @@ void consumer_impl::begin_close() {
     client_->leaving.store(true);
     if (error_ptr e{rd_kafka_consumer_close_queue(rk_, queue_)}) {
         client_->leaving.store(false);
-        fmt::print(stderr, "kcoro consumer: close: {}\n", rd_kafka_error_string(e.get()));
+        report({make_error_code_from_kafka(rd_kafka_error_code(e.get())),
+                fmt::format("close: {}", rd_kafka_error_string(e.get()))},
+               false);
         finish_close();
         return;
     }

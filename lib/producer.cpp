@@ -2,6 +2,7 @@
 
 #include "detail/cancellable.hpp"
 #include "detail/client_config.hpp"
+#include "detail/client_events.hpp"
 #include "detail/producer_impl.hpp"
 #include "detail/refusal.hpp"
 #include "detail/topic_names.hpp"
@@ -67,7 +68,7 @@ bool same_run(const send_op* first, const send_op* op) noexcept {
 
 producer_impl::producer_impl(boost::asio::any_io_executor executor, const config& properties,
                              producer_options options)
-    : executor_(std::move(executor)), options_(std::move(options)) {
+    : executor_(std::move(executor)), options_(std::move(options)), debug_(debugging(properties)) {
     config effective = properties;
     // Safe by default: no duplicates or reordering on retries (documented in producer.hpp).
     if (!effective.contains("enable.idempotence")) effective.set("enable.idempotence", "true");
@@ -706,17 +707,7 @@ void producer_impl::after_drain() {
     if (has_waiting_.load(std::memory_order_acquire)) retry_waiting();
 }
 
-void producer_impl::on_log(rd_kafka_event_t* event) {
-    const char* facility = nullptr;
-    const char* message = nullptr;
-    int level = 0;
-    if (rd_kafka_event_log(event, &facility, &message, &level) != 0) return;
-    const log_entry entry{level, facility ? facility : "", message ? message : ""};
-    if (options_.on_log)
-        options_.on_log(entry);
-    else if (level <= 3) // errors and worse; lower levels only on request
-        fmt::print(stderr, "kcoro producer {}\n", entry);
-}
+void producer_impl::on_log(rd_kafka_event_t* event) { report_log(event, options_.on_log, debug_, "producer"); }
 
 void producer_impl::on_stats(rd_kafka_event_t* event) {
     if (!options_.on_statistics) return;
@@ -748,11 +739,7 @@ void producer_impl::on_error(rd_kafka_event_t* event) {
     } else if (is_refusal(code)) {
         on_refused(code, reason);
     }
-    const client_error e{code, reason, fatal};
-    if (options_.on_error)
-        options_.on_error(e);
-    else
-        fmt::print(stderr, "kcoro producer {}\n", e);
+    report_error(client_error{code, reason, fatal}, options_.on_error, "producer");
 }
 
 void producer_impl::on_fatal() {

@@ -1,7 +1,7 @@
 // kcoro: options of the admin client that are not librdkafka properties.
 #pragma once
 
-#include <kcoro/producer_options.hpp>
+#include <kcoro/client_events.hpp>
 
 #include <chrono>
 #include <functional>

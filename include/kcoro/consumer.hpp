@@ -15,6 +15,7 @@
 //
 // Threads. Fetched messages, rebalances and errors are librdkafka events on the consumer
 // queue; an eventfd wakes the executor, which drains them (never a librdkafka thread).
+// consumer_options::on_log and on_error run there too, one at a time.
 // Fetched messages complete pending receives directly from the drain; those that find no
 // pending receive wait in a bounded local buffer (consumer_options::max_buffered). When it
 // is full the consumer stops draining, and librdkafka's own fetch limits
@@ -26,7 +27,7 @@
 // failures, offset-out-of-range and fatal errors complete a receive with that error (the
 // awaitable throws kcoro::error naming the topic and partition); receiving again goes on
 // with the next message. Transient errors (a broker down) are retried by librdkafka and
-// only logged. A broker refusing the client (wrong credentials: errc::authentication; an
+// only reported to consumer_options::on_error (by default printed to stderr). A broker refusing the client (wrong credentials: errc::authentication; an
 // untrusted or wrong-host certificate: errc::ssl) completes the pending receive at once
 // with that error, naming the broker and the reason (librdkafka 2.0 would retry silently
 // for ever); librdkafka keeps reconnecting. A group the principal may not join completes
@@ -67,6 +68,7 @@
 // first, librdkafka's client is left alive (and a line says so on stderr) until the process exits.
 #pragma once
 
+#include <kcoro/client_events.hpp>
 #include <kcoro/config.hpp>
 #include <kcoro/detail/receive_op.hpp>
 #include <kcoro/error.hpp>
@@ -85,6 +87,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -104,6 +107,15 @@ struct consumer_options {
     /// Messages fetched but not yet received, at most. Beyond it the consumer stops draining
     /// librdkafka's queue until the application receives.
     std::size_t max_buffered = 10'000;
+    /// librdkafka's log lines. Unset: lines at level 3 (error) or more severe are printed to
+    /// stderr, and every line when the `debug` property is set.
+    std::function<void(const log_entry&)> on_log{};
+
+    /// Errors that complete no receive: client-wide events (a broker connection lost, all
+    /// brokers down), transient partition errors librdkafka retries (a leader moving), a
+    /// failed automatic commit or (un)assignment, a rebalance hook that threw. Fatal errors
+    /// come here too, besides completing receives. Unset: printed to stderr.
+    std::function<void(const client_error&)> on_error{};
 };
 
 namespace detail {

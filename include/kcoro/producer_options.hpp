@@ -10,6 +10,7 @@
 // is the exception: see custom_partitioner.
 #pragma once
 
+#include <kcoro/client_events.hpp>
 #include <kcoro/error.hpp>
 
 #include <kcoro/detail/fmt.hpp>
@@ -21,24 +22,6 @@
 #include <string_view>
 
 namespace kcoro {
-
-/// A librdkafka log line. `level` is syslog's: 0 emergency ... 3 error, 4 warning,
-/// 6 info, 7 debug. Which lines librdkafka emits is set by the `log_level` and `debug`
-/// properties.
-struct log_entry {
-    int level = 0;
-    std::string_view facility; ///< e.g. "FAIL", "BROKER"; valid during the call only
-    std::string_view message;  ///< valid during the call only
-};
-
-/// A client-level error event from librdkafka (all brokers down, authentication failed,
-/// a fatal idempotence error ...). Most are transient and librdkafka keeps retrying;
-/// `fatal` ones make the producer unusable (see producer::fatal_error()).
-struct client_error {
-    error_code code;
-    std::string_view reason; ///< librdkafka's text; valid during the call only
-    bool fatal = false;
-};
 
 /// librdkafka's built-in partitioners (its `partitioner` property), for records with
 /// no explicit partition. Records without a key go to a random partition with every
@@ -108,28 +91,5 @@ struct fmt::formatter<kcoro::partitioner> : fmt::formatter<std::string_view> {
     template <class FormatContext>
     auto format(kcoro::partitioner p, FormatContext& ctx) const {
         return fmt::formatter<std::string_view>::format(kcoro::to_string(p), ctx);
-    }
-};
-
-/// Formats as "[level] FACILITY: message".
-template <>
-struct fmt::formatter<kcoro::log_entry> {
-    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
-
-    template <class FormatContext>
-    auto format(const kcoro::log_entry& e, FormatContext& ctx) const {
-        return fmt::format_to(ctx.out(), "[{}] {}: {}", e.level, e.facility, e.message);
-    }
-};
-
-/// Formats as "fatal error: reason (code message)" or "error: ...".
-template <>
-struct fmt::formatter<kcoro::client_error> {
-    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
-
-    template <class FormatContext>
-    auto format(const kcoro::client_error& e, FormatContext& ctx) const {
-        return fmt::format_to(ctx.out(), "{}: {} ({})", e.fatal ? "fatal error" : "error", e.reason,
-                              e.code.message());
     }
 };

@@ -169,6 +169,7 @@ private:
 
     boost::asio::any_io_executor executor_;
     producer_options options_;
+    bool debug_ = false; // the `debug` property is set: log lines are printed without on_log
     op_pool pool_;
     // Declared before the bridge: the bridge detaches from the queue when destroyed.
     kafka_ptr rk_;

@@ -132,17 +132,24 @@ struct received {
     std::vector<std::string> values;
     kcoro::error_code error;
     std::string error_text;
+    std::string logs; // with sinks: every log line and client error text
 };
 
 /// Joins `group`, subscribes to `topic` and receives `count` messages from the beginning,
-/// or stops at the first error.
+/// or stops at the first error. With `sinks`, log lines and client errors go to out.logs
+/// (else the consumer prints them to stderr itself).
 received consume(kcoro::config cfg, const std::string& topic, const std::string& group, int count,
-                 std::chrono::seconds limit = 60s) {
+                 std::chrono::seconds limit = 60s, bool sinks = false) {
     cfg.set("group.id", group);
     cfg.set("auto.offset.reset", "earliest");
     received out;
+    kcoro::consumer_options options;
+    if (sinks) {
+        options.on_log = [&](const kcoro::log_entry& e) { out.logs += fmt::format("{}\n", e); };
+        options.on_error = [&](const kcoro::client_error& e) { out.logs += fmt::format("{}\n", e); };
+    }
     asio::io_context io;
-    kcoro::consumer consumer(io, cfg);
+    kcoro::consumer consumer(io, cfg, std::move(options));
     consumer.subscribe({topic});
     run_bounded(io, [&]() -> asio::awaitable<void> {
         while (static_cast<int>(out.values.size()) < count) {
@@ -509,10 +516,17 @@ TEST_CASE("librdkafka's debug logs and kcoro's stderr output never show a passwo
         cfg.set("debug", "generic,broker,security,protocol,conf");
         cfg.set("log_level", "7");
         outcome out;
-        const std::string err = kcoro::test::capture_stderr([&] { out = produce(cfg, allowed_topic("debug"), 1); });
+        received read;
+        const std::string err = kcoro::test::capture_stderr([&] {
+            out = produce(cfg, allowed_topic("debug"), 1);
+            read = consume(cfg, allowed_topic("debug"), allowed_group("debug"), 1, 60s, true);
+        });
         CHECK_MESSAGE(!out.sends[0], out.sends[0].message());
+        CHECK_MESSAGE(!read.error, read.error_text);
         CHECK(out.logs.find("SASL") != std::string::npos); // the capture works: it saw the handshake
+        CHECK(read.logs.find("SASL") != std::string::npos);
         check_no_secret(out.logs, "debug logs");
+        check_no_secret(read.logs, "consumer debug logs");
         check_no_secret(err, "stderr");
 
         // Without sinks the producer and the consumer print to stderr themselves; with a

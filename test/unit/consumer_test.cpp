@@ -17,10 +17,12 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -360,4 +362,77 @@ TEST_CASE("consumer: mark_done on a partition not assigned is a typed error") {
         m = {};
         co_await consumer.close();
     });
+}
+
+TEST_CASE("consumer: log lines and client-wide errors reach on_log and on_error on the executor") {
+    asio::io_context io;
+    const auto io_thread = std::this_thread::get_id();
+    int logs = 0, errors = 0;
+    bool all_on_executor = true;
+    std::vector<kcoro::error_code> codes;
+    std::string last_error_text;
+    kcoro::consumer_options options;
+    options.on_log = [&](const kcoro::log_entry& e) {
+        all_on_executor &= std::this_thread::get_id() == io_thread;
+        CHECK_FALSE(e.facility.empty());
+        ++logs;
+    };
+    options.on_error = [&](const kcoro::client_error& e) {
+        all_on_executor &= std::this_thread::get_id() == io_thread;
+        CHECK_FALSE(e.fatal);
+        codes.push_back(e.code);
+        last_error_text = fmt::format("{}", e);
+        ++errors;
+    };
+    // Nothing listens on this port: connection failures are client-wide error events.
+    const kcoro::config cfg{{"bootstrap.servers", "127.0.0.1:1"}, {"group.id", "sinks"}, {"debug", "cgrp"}};
+    kcoro::consumer consumer(io, cfg, std::move(options));
+    consumer.subscribe({"anything"});
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        for (int i = 0; i < 100 && (errors == 0 || logs == 0); ++i) {
+            t.expires_after(50ms);
+            co_await t.async_wait(asio::deferred);
+        }
+        co_await consumer.close();
+    });
+    CHECK(all_on_executor);
+    CHECK(logs > 0);
+    REQUIRE(errors > 0);
+    CHECK(std::find_if(codes.begin(), codes.end(), [](kcoro::error_code c) {
+              return c == kcoro::errc::transport || c == kcoro::errc::all_brokers_down;
+          }) != codes.end());
+    CHECK(last_error_text.find("error: ") == 0);
+}
+
+TEST_CASE("consumer: a transient fetch error is reported to on_error, not to the receive, on the executor") {
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("flaky", 1);
+    produce_sync(cluster, "flaky", 5);
+    // Failing Fetch requests make librdkafka report a partition error and retry.
+    cluster.push_request_errors(kcoro::kafka_api::fetch, {kcoro::errc::request_timed_out, kcoro::errc::request_timed_out});
+    asio::io_context io;
+    const auto io_thread = std::this_thread::get_id();
+    bool all_on_executor = true;
+    std::vector<std::string> reported;
+    kcoro::consumer_options options;
+    options.on_error = [&](const kcoro::client_error& e) {
+        all_on_executor &= std::this_thread::get_id() == io_thread;
+        reported.push_back(fmt::format("{}", e));
+    };
+    run_bounded(io, [&]() -> asio::awaitable<void> {
+        kcoro::consumer consumer(io, consumer_config(cluster, "flaky-group"), std::move(options));
+        consumer.assign(offs({{"flaky", 0, kcoro::offsets::beginning}}));
+        for (int i = 0; i < 5; ++i) {
+            kcoro::message m = co_await consumer.receive(); // throws on any error: none may come
+            CHECK(m.offset() == i);
+        }
+        co_await consumer.close();
+    });
+    CHECK(all_on_executor);
+    REQUIRE_FALSE(reported.empty());
+    CHECK_MESSAGE(std::find_if(reported.begin(), reported.end(), [](const std::string& s) {
+                      return s.find("Fetch") != std::string::npos && s.find("timed out") != std::string::npos;
+                  }) != reported.end(),
+                  fmt::format("{}", fmt::join(reported, "\n")));
 }
