@@ -22,6 +22,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -78,7 +79,37 @@ rk_ptr admin_client(const std::string& bootstrap) {
     return rk;
 }
 
-// Creates a topic replicated on all three nodes that needs two in sync to accept acks=all.
+// Whether every broker of `bootstrap` (asked one by one) knows `topic` with `partitions`
+// partitions, each with a leader.
+bool known_to_every_broker(const std::string& bootstrap, const std::string& topic, int partitions) {
+    std::size_t from = 0;
+    while (from <= bootstrap.size()) {
+        const std::size_t comma = std::min(bootstrap.find(',', from), bootstrap.size());
+        // A client that knows one broker asks that one.
+        auto rk = admin_client(bootstrap.substr(from, comma - from));
+        from = comma + 1;
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+        const rd_kafka_metadata_t* md = nullptr;
+        bool known = false;
+        if (rd_kafka_metadata(rk.get(), 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int t = 0; t < md->topic_cnt; ++t) {
+                const auto& mt = md->topics[t];
+                known = !mt.err && mt.partition_cnt == partitions;
+                for (int p = 0; known && p < mt.partition_cnt; ++p) known = mt.partitions[p].leader >= 0;
+            }
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+        if (!known) return false;
+    }
+    return true;
+}
+
+// Creates a topic replicated on all three nodes that needs two in sync to accept acks=all,
+// and returns once every broker knows it. Brokers learn of a new topic each at its own pace
+// (a node restarted by an earlier test may lag): one that does not know it yet answers
+// "unknown topic", which librdkafka 2.0 takes as final for a topic it had seen before (the
+// producer's records for it fail with errc::unknown_topic).
 void create_replicated_topic(const std::string& bootstrap, const std::string& topic, int partitions) {
     auto rk = admin_client(bootstrap);
     char errstr[512];
@@ -105,6 +136,11 @@ void create_replicated_topic(const std::string& bootstrap, const std::string& to
     rd_kafka_NewTopic_destroy(nt);
     rd_kafka_queue_destroy(q);
     REQUIRE_MESSAGE(failure.empty(), failure);
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (!known_to_every_broker(bootstrap, topic, partitions) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(200ms);
+    REQUIRE_MESSAGE(known_to_every_broker(bootstrap, topic, partitions),
+                    "topic " << topic << " is not known to every broker 60 s after its creation");
 }
 
 // The current leader of a partition (-1 if unknown), from a fresh metadata request.
@@ -365,7 +401,26 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
         }
     } join_node{node_thread};
 
+    // Each member's group-protocol log (librdkafka's cgrp debug lines and its errors), the
+    // newest lines: printed with the members' assignments if the group stalls, to say why.
+    struct member_log {
+        std::string name;
+        std::deque<std::string> lines{};
+    };
+    std::deque<member_log> logs;
+    auto options_for = [&](const char* name) {
+        member_log& log = logs.emplace_back(member_log{name});
+        auto keep = [&log](std::string line) {
+            if (log.lines.size() == 500) log.lines.pop_front();
+            log.lines.push_back(std::move(line));
+        };
+        kcoro::consumer_options o;
+        o.on_log = [keep](const kcoro::log_entry& e) { keep(fmt::format("{}", e)); };
+        o.on_error = [keep](const kcoro::client_error& e) { keep(fmt::format("{}", e)); };
+        return o;
+    };
     kcoro::config member_cfg = reader_config(env.bootstrap, group);
+    member_cfg.set("debug", "cgrp");
     member_cfg.set("enable.auto.commit", "true");
     member_cfg.set("auto.commit.interval.ms", "500");
     member_cfg.set("session.timeout.ms", "6000");
@@ -406,9 +461,24 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
             }
             --members_running;
         };
-        auto a = std::make_unique<kcoro::consumer>(ex, member_cfg);
-        auto b = std::make_unique<kcoro::consumer>(ex, member_cfg);
+        auto a = std::make_unique<kcoro::consumer>(ex, member_cfg, options_for("a"));
+        auto b = std::make_unique<kcoro::consumer>(ex, member_cfg, options_for("b"));
         std::unique_ptr<kcoro::consumer> c;
+        // What each member was doing, for a stalled group's failure message.
+        auto members_state = [&] {
+            std::string out;
+            const std::pair<const char*, const kcoro::consumer*> members[] = {{"a", a.get()}, {"b", b.get()}, {"c", c.get()}};
+            for (const auto& [name, m] : members) {
+                if (!m) continue;
+                out += fmt::format("member {} is assigned:", name);
+                for (const auto& tp : m->assignment()) out += fmt::format(" {}/{}", tp.topic, tp.partition);
+                out += '\n';
+            }
+            for (const auto& log : logs)
+                out += fmt::format("--- member {}: its last {} log lines ---\n{}\n", log.name, log.lines.size(),
+                                   fmt::join(log.lines, "\n"));
+            return out;
+        };
         a->subscribe(subscription);
         b->subscribe(subscription);
         asio::co_spawn(ex, member(a), asio::detached);
@@ -422,7 +492,8 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
         asio::steady_timer pace(ex);
         for (int i = 0; i < total;) {
             if (i == 15'000 && !killed) {
-                CHECK(co_await wait_until([&] { return distinct.size() >= 10'000; }, 120s));
+                const bool consuming = co_await wait_until([&] { return distinct.size() >= 10'000; }, 120s);
+                CHECK_MESSAGE(consuming, "the group saw " << distinct.size() << " of 10000 records\n" << members_state());
                 node_thread = std::thread([&] {
                     try {
                         auto rk = admin_client(env.bootstrap);
@@ -445,13 +516,14 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
                 // A member crashes: destroyed without close(), so it neither commits what it
                 // read last nor says goodbye; the group notices and reassigns its partitions.
                 const bool caught_up = co_await wait_until([&] { return distinct.size() >= 35'000; }, 120s);
-                CHECK_MESSAGE(caught_up, "the group saw " << distinct.size() << " of 35000 records before the crash");
+                CHECK_MESSAGE(caught_up, "the group saw " << distinct.size() << " of 35000 records before the crash\n"
+                                                          << members_state());
                 b.reset();
                 crashed = true;
                 fmt::print(stderr, "fault test: member crashed after {} records seen\n", distinct.size());
             }
             if (i == 45'000 && !joined) {
-                c = std::make_unique<kcoro::consumer>(ex, member_cfg);
+                c = std::make_unique<kcoro::consumer>(ex, member_cfg, options_for("c"));
                 c->subscribe(subscription);
                 asio::co_spawn(ex, member(c), asio::detached);
                 joined = true;
@@ -472,7 +544,7 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
         // Bounded: a record skipped by the group would keep this from ever being true, and
         // the checker below says which.
         const bool all_seen = co_await wait_until([&] { return distinct.size() >= static_cast<std::size_t>(total); }, 90s);
-        CHECK_MESSAGE(all_seen, "the group saw " << distinct.size() << " of " << total << " records");
+        CHECK_MESSAGE(all_seen, "the group saw " << distinct.size() << " of " << total << " records\n" << members_state());
         stop = true;
         CHECK(co_await wait_until([&] { return members_running == 0; }, 30s));
         co_await a->close();
