@@ -436,3 +436,31 @@ TEST_CASE("consumer: a transient fetch error is reported to on_error, not to the
                   }) != reported.end(),
                   fmt::format("{}", fmt::join(reported, "\n")));
 }
+
+TEST_CASE("consumer: without on_log, errors are printed, and lower levels only when debug is set") {
+    // Runs a consumer that cannot connect for a moment and returns what it printed.
+    auto printed = [](const kcoro::config& cfg) {
+        return kcoro::test::capture_stderr([&] {
+            asio::io_context io;
+            kcoro::consumer consumer(io, cfg);
+            consumer.subscribe({"anything"});
+            run_bounded(io, [&]() -> asio::awaitable<void> {
+                asio::steady_timer t(co_await asio::this_coro::executor, 500ms);
+                co_await t.async_wait(asio::deferred);
+                co_await consumer.close();
+            });
+        });
+    };
+    // A producer property makes librdkafka log a warning (level 4) that it is ignored.
+    const kcoro::config quiet{
+        {"bootstrap.servers", "127.0.0.1:1"}, {"group.id", "printed"}, {"log_level", "7"}, {"linger.ms", "5"}};
+    kcoro::config debugging = quiet;
+    debugging.set("debug", "cgrp");
+    const std::string without = printed(quiet);
+    const std::string with = printed(debugging);
+    // The refused connection is printed either way; the warning only when debugging.
+    CHECK_MESSAGE(without.find("kcoro consumer error: ") != std::string::npos, without);
+    CHECK_MESSAGE(without.find("CONFWARN") == std::string::npos, without);
+    CHECK_MESSAGE(with.find("CONFWARN") != std::string::npos, with);
+    CHECK_MESSAGE(with.find("kcoro consumer [7] CGRP") != std::string::npos, with);
+}
