@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <memory>
@@ -477,6 +478,18 @@ TEST_CASE("fault: a consumer group survives a broker SIGKILL and a member crash 
             for (const auto& log : logs)
                 out += fmt::format("--- member {}: its last {} log lines ---\n{}\n", log.name, log.lines.size(),
                                    fmt::join(log.lines, "\n"));
+            // The coordinator's side: each broker's log lines about the group.
+            for (int node = 1; node <= 3; ++node) {
+                std::ifstream in(fmt::format("{}/node{}/server.log", env.dir, node));
+                std::deque<std::string> about;
+                for (std::string line; std::getline(in, line);) {
+                    if (line.find(group) == std::string::npos) continue;
+                    if (about.size() == 50) about.pop_front();
+                    about.push_back(std::move(line));
+                }
+                out += fmt::format("--- node {}: its last {} log lines about the group ---\n{}\n", node, about.size(),
+                                   fmt::join(about, "\n"));
+            }
             return out;
         };
         a->subscribe(subscription);
