@@ -517,9 +517,10 @@ TEST_CASE("librdkafka's debug logs and kcoro's stderr output never show a passwo
         cfg.set("log_level", "7");
         outcome out;
         received read;
+        const std::string topic = allowed_topic("debug");
         const std::string err = kcoro::test::capture_stderr([&] {
-            out = produce(cfg, allowed_topic("debug"), 1);
-            read = consume(cfg, allowed_topic("debug"), allowed_group("debug"), 1, 60s, true);
+            out = produce(cfg, topic, 1);
+            read = consume(cfg, topic, allowed_group("debug"), 1, 60s, true);
         });
         CHECK_MESSAGE(!out.sends[0], out.sends[0].message());
         CHECK_MESSAGE(!read.error, read.error_text);
