@@ -17,7 +17,8 @@ struct admin_options {
     /// the change then still completes in the background). 0: answer at once.
     std::chrono::milliseconds operation_timeout{std::chrono::seconds(30)};
 
-    /// librdkafka's log lines. Unset: errors (level 3 and worse) go to stderr.
+    /// librdkafka's log lines. Unset: errors (level 3 and worse) go to stderr, and every
+    /// line when the `debug` property is set.
     std::function<void(const log_entry&)> on_log{};
 
     /// Client-level error events (e.g. all brokers down). Unset: printed to stderr.

@@ -27,10 +27,11 @@
 // failures, offset-out-of-range and fatal errors complete a receive with that error (the
 // awaitable throws kcoro::error naming the topic and partition); receiving again goes on
 // with the next message. Transient errors (a broker down) are retried by librdkafka and
-// only reported to consumer_options::on_error (by default printed to stderr). A broker refusing the client (wrong credentials: errc::authentication; an
-// untrusted or wrong-host certificate: errc::ssl) completes the pending receive at once
-// with that error, naming the broker and the reason (librdkafka 2.0 would retry silently
-// for ever); librdkafka keeps reconnecting. A group the principal may not join completes
+// only reported to consumer_options::on_error (by default printed to stderr). A broker
+// refusing the client (wrong credentials: errc::authentication; an untrusted or wrong-host
+// certificate: errc::ssl) completes the pending receive at once with that error, naming
+// the broker and the reason (librdkafka 2.0 would retry silently for ever); librdkafka
+// keeps reconnecting. A group the principal may not join completes
 // it with errc::group_authorization_failed naming the group.
 //
 // Offsets. By default each message's offset is stored when a receive hands it to the
@@ -107,6 +108,7 @@ struct consumer_options {
     /// Messages fetched but not yet received, at most. Beyond it the consumer stops draining
     /// librdkafka's queue until the application receives.
     std::size_t max_buffered = 10'000;
+
     /// librdkafka's log lines. Unset: lines at level 3 (error) or more severe are printed to
     /// stderr, and every line when the `debug` property is set.
     std::function<void(const log_entry&)> on_log{};

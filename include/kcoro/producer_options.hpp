@@ -61,8 +61,8 @@ enum class full_queue : std::uint8_t {
 };
 
 struct producer_options {
-    /// librdkafka's log lines. Unset: lines at level 3 (error) or more severe are
-    /// printed to stderr, the rest dropped.
+    /// librdkafka's log lines. Unset: lines at level 3 (error) or more severe are printed
+    /// to stderr, and every line when the `debug` property is set.
     std::function<void(const log_entry&)> on_log{};
 
     /// librdkafka's statistics JSON, every `statistics.interval.ms` (set that
