@@ -80,27 +80,33 @@ rk_ptr admin_client(const std::string& bootstrap) {
     return rk;
 }
 
+// Asks for fresh metadata of `topic` and hands each topic entry of the answer to `look`
+// (none if no answer came within 10 s).
+void with_topic_metadata(rd_kafka_t* rk, const std::string& topic,
+                         const std::function<void(const rd_kafka_metadata_topic_t&)>& look) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int t = 0; t < md->topic_cnt; ++t) look(md->topics[t]);
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+}
+
 // Whether every broker of `bootstrap` (asked one by one) knows `topic` with `partitions`
 // partitions, each with a leader.
 bool known_to_every_broker(const std::string& bootstrap, const std::string& topic, int partitions) {
     std::size_t from = 0;
     while (from <= bootstrap.size()) {
         const std::size_t comma = std::min(bootstrap.find(',', from), bootstrap.size());
-        // A client that knows one broker asks that one.
+        // A new client that knows one broker asks that one.
         auto rk = admin_client(bootstrap.substr(from, comma - from));
         from = comma + 1;
-        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-        const rd_kafka_metadata_t* md = nullptr;
         bool known = false;
-        if (rd_kafka_metadata(rk.get(), 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            for (int t = 0; t < md->topic_cnt; ++t) {
-                const auto& mt = md->topics[t];
-                known = !mt.err && mt.partition_cnt == partitions;
-                for (int p = 0; known && p < mt.partition_cnt; ++p) known = mt.partitions[p].leader >= 0;
-            }
-            rd_kafka_metadata_destroy(md);
-        }
-        rd_kafka_topic_destroy(rkt);
+        with_topic_metadata(rk.get(), topic, [&](const rd_kafka_metadata_topic_t& mt) {
+            known = !mt.err && mt.partition_cnt == partitions;
+            for (int p = 0; known && p < mt.partition_cnt; ++p) known = mt.partitions[p].leader >= 0;
+        });
         if (!known) return false;
     }
     return true;
@@ -138,24 +144,19 @@ void create_replicated_topic(const std::string& bootstrap, const std::string& to
     rd_kafka_queue_destroy(q);
     REQUIRE_MESSAGE(failure.empty(), failure);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (!known_to_every_broker(bootstrap, topic, partitions) && std::chrono::steady_clock::now() < deadline)
+    bool known = false;
+    while (!(known = known_to_every_broker(bootstrap, topic, partitions)) && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(200ms);
-    REQUIRE_MESSAGE(known_to_every_broker(bootstrap, topic, partitions),
-                    "topic " << topic << " is not known to every broker 60 s after its creation");
+    REQUIRE_MESSAGE(known, "topic " << topic << " is not known to every broker 60 s after its creation");
 }
 
 // The current leader of a partition (-1 if unknown), from a fresh metadata request.
 int leader_of(rd_kafka_t* rk, const std::string& topic, int partition) {
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-    const rd_kafka_metadata_t* md = nullptr;
     int leader = -1;
-    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int t = 0; t < md->topic_cnt; ++t)
-            for (int p = 0; p < md->topics[t].partition_cnt; ++p)
-                if (md->topics[t].partitions[p].id == partition) leader = md->topics[t].partitions[p].leader;
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_destroy(rkt);
+    with_topic_metadata(rk, topic, [&](const rd_kafka_metadata_topic_t& mt) {
+        for (int p = 0; p < mt.partition_cnt; ++p)
+            if (mt.partitions[p].id == partition) leader = mt.partitions[p].leader;
+    });
     return leader;
 }
 
