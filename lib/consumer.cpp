@@ -195,7 +195,7 @@ rebalance_failure give_up_partitions(rd_kafka_t* rk, bool cooperative,
 // Where a failure goes when no consumer is there to report it (librdkafka called back
 // outside a drain, or the client is being destroyed).
 void print_failure(const rebalance_failure& f) {
-    if (f.code) fmt::print(stderr, "kcoro consumer {}\n", client_error{f.code, f.reason});
+    if (f.code) report_error(client_error{f.code, f.reason}, nullptr, "consumer");
 }
 
 } // namespace
