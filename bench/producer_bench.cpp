@@ -2,13 +2,16 @@
 //
 //   producer_bench [--messages N] [--rounds R] [--coroutines C] [--bootstrap host:port]
 //                  [--property key=value]...   (librdkafka properties for every client)
-//                  [--only raw|batch|coroutines] (profiling: one path; ratios then meaningless)
+//                  [--only raw|raw-window|batch|coroutines] (profiling: one path; ratios then meaningless)
 //
 // Each round runs, in turn:
 //   raw        librdkafka's C API: rd_kafka_produce with RD_KAFKA_MSG_F_COPY, dr_msg_cb,
 //              rd_kafka_poll on QUEUE_FULL, then rd_kafka_flush. Run twice per round,
 //              with the default queue.buffering.max.messages and with 1,000,000; the
 //              faster counts (raw at its best).
+//   raw-window the same, but never more than C records outstanding (rd_kafka_poll until
+//              a report frees one): raw at the coroutines path's concurrency, a reference
+//              printed apart (raw_window_msgs_per_s); the ratios above use raw at its best.
 //   batch      kcoro, one coroutine: send_batch over chunks of the records, a window of
 //              chunks in flight, waiting for room on QUEUE_FULL.
 //   coroutines kcoro, C coroutines (10,000 by default) each looping on
@@ -63,7 +66,7 @@ struct options {
     int coroutines = 10'000;
     std::string bootstrap; // empty: embedded mock cluster
     std::vector<std::pair<std::string, std::string>> properties;
-    std::string only; // profiling aid: run one path ("raw", "batch", "coroutines")
+    std::string only; // profiling aid: run one path ("raw", "raw-window", "batch", "coroutines")
 };
 
 std::vector<std::pair<std::string, std::string>> g_extra_properties;
@@ -92,7 +95,8 @@ void raw_dr(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     ++s->delivered;
 }
 
-double run_raw(const options& o, const std::string& bootstrap, const char* queue_messages) {
+// `window`: at most that many records outstanding (0: no limit but librdkafka's queue).
+double run_raw(const options& o, const std::string& bootstrap, const char* queue_messages, std::size_t window = 0) {
     char errstr[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     for (const auto& [k, v] : common_properties(bootstrap))
@@ -110,6 +114,8 @@ double run_raw(const options& o, const std::string& bootstrap, const char* queue
 
     const auto start = clock_type::now();
     for (std::size_t i = 0; i < o.messages; ++i) {
+        // Capped like the coroutines path: wait for a report when `window` are outstanding.
+        while (window && i - state.delivered >= window) rd_kafka_poll(rk, 100);
         for (;;) {
             const int r = rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                                            const_cast<char*>(payload.data()), payload.size(), nullptr, 0, nullptr);
@@ -284,7 +290,7 @@ int main(int argc, char** argv) try {
     std::vector<kcoro::record> records(o.messages, kcoro::record{.topic = topic_name, .value = payload});
     std::vector<kcoro::delivery_report> reports(o.messages);
 
-    std::vector<double> raw, batch, coros;
+    std::vector<double> raw, raw_window, batch, coros;
     double batch_allocs = 0, coro_allocs = 0;
     coroutines_result last_coroutines;
     for (int round = 0; round < o.rounds; ++round) {
@@ -292,6 +298,8 @@ int main(int argc, char** argv) try {
         const double raw_default = all || o.only == "raw" ? run_raw(o, bootstrap, nullptr) : 1;
         const double raw_1m = all || o.only == "raw" ? run_raw(o, bootstrap, "1000000") : 1;
         raw.push_back(std::max(raw_default, raw_1m));
+        const double raw_capped = all || o.only == "raw-window" ? run_raw(o, bootstrap, nullptr, o.coroutines) : 1;
+        raw_window.push_back(raw_capped);
         const path_result b = all || o.only == "batch" ? run_batch(o, bootstrap, records, reports) : path_result{1, 0};
         batch.push_back(b.msgs_per_s);
         coroutines_result c;
@@ -302,22 +310,25 @@ int main(int argc, char** argv) try {
         batch_allocs = std::max(batch_allocs, b.allocs_per_msg);
         coro_allocs = std::max(coro_allocs, c.allocs_per_msg);
         fmt::print(stderr,
-                   "round {}: raw {:.0f} msg/s (default queue {:.0f}, 1M queue {:.0f}); kcoro batch {:.0f} msg/s "
-                   "({:.4f} allocs/msg); kcoro {} coroutines {:.0f} msg/s ({:.4f} allocs/msg)\n",
-                   round + 1, raw.back(), raw_default, raw_1m, b.msgs_per_s, b.allocs_per_msg, o.coroutines,
-                   c.msgs_per_s, c.allocs_per_msg);
+                   "round {}: raw {:.0f} msg/s (default queue {:.0f}, 1M queue {:.0f}; at most {} outstanding {:.0f}); "
+                   "kcoro batch {:.0f} msg/s ({:.4f} allocs/msg); kcoro {} coroutines {:.0f} msg/s ({:.4f} allocs/msg)\n",
+                   round + 1, raw.back(), raw_default, raw_1m, o.coroutines, raw_capped, b.msgs_per_s, b.allocs_per_msg,
+                   o.coroutines, c.msgs_per_s, c.allocs_per_msg);
         last_coroutines = std::move(c);
     }
     auto& lat = last_coroutines.latencies_ns;
     std::sort(lat.begin(), lat.end());
     const double p50 = lat[lat.size() / 2] / 1000.0;
     const double p99 = lat[lat.size() * 99 / 100] / 1000.0;
-    const double raw_m = median(raw), batch_m = median(batch), coro_m = median(coros);
+    const double raw_m = median(raw), raw_window_m = median(raw_window), batch_m = median(batch), coro_m = median(coros);
+    // The fields, then raw capped at C records outstanding and the coroutines path
+    // against it: what kcoro costs at the concurrency the coroutines path has.
     fmt::print("{{\"bench\":\"producer\",\"messages\":{},\"raw_msgs_per_s\":{:.0f},\"kcoro_msgs_per_s\":{:.0f},"
                "\"ratio\":{:.3f},\"coroutines_msgs_per_s\":{:.0f},\"coroutines_ratio\":{:.3f},"
-               "\"heap_allocs_per_msg\":{:.4f},\"p50_us\":{:.1f},\"p99_us\":{:.1f}}}\n",
+               "\"heap_allocs_per_msg\":{:.4f},\"p50_us\":{:.1f},\"p99_us\":{:.1f},"
+               "\"raw_window_msgs_per_s\":{:.0f},\"coroutines_window_ratio\":{:.3f}}}\n",
                o.messages, raw_m, batch_m, batch_m / raw_m, coro_m, coro_m / raw_m, std::max(batch_allocs, coro_allocs),
-               p50, p99);
+               p50, p99, raw_window_m, coro_m / raw_window_m);
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "producer_bench: %s\n", e.what());
