@@ -1,8 +1,11 @@
 #include "event_bridge.hpp"
+#include "op_pool.hpp"
 #include "rdkafka_ptr.hpp"
 
 #include <kcoro/error.hpp>
 
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
@@ -15,6 +18,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
 namespace kcoro::detail {
 
@@ -33,6 +38,8 @@ int make_eventfd() {
 // answers a `blocking` query made through any_io_executor with a heap-allocated result, and
 // a strand asks it on every hop, so a strand over any_io_executor allocated at each drain
 // turn and wake-up. Other executors (a thread_pool's, a user's strand) get the generic strand.
+using io_strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+
 struct event_bridge::waiter {
     virtual ~waiter() = default;
     virtual boost::asio::any_io_executor executor() const = 0;
@@ -45,6 +52,8 @@ struct event_bridge::waiter {
 
 template <class Strand>
 struct event_bridge::waiter_on final : event_bridge::waiter {
+    // The memory of every wait and post below: Asio's own cache misses when sizes interleave.
+    op_pool pool;
     Strand strand;
     boost::asio::posix::basic_stream_descriptor<Strand> eventfd;
     boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>,
@@ -53,23 +62,41 @@ struct event_bridge::waiter_on final : event_bridge::waiter {
 
     explicit waiter_on(Strand s) : strand(std::move(s)), eventfd(strand, make_eventfd()), timer(strand) {}
 
+    template <class Handler>
+    auto with_pool(Handler&& h) {
+        return boost::asio::bind_allocator(op_pool_allocator<void>(pool), std::forward<Handler>(h));
+    }
+
     boost::asio::any_io_executor executor() const override { return strand; }
     int fd() noexcept override { return eventfd.native_handle(); }
     void wait(event_bridge& bridge) override {
         eventfd.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                           [&bridge, keep = bridge.owner_](const boost::system::error_code& ec) {
+                           with_pool([&bridge, keep = bridge.owner_](const boost::system::error_code& ec) {
                                bridge.on_readable(ec);
-                           });
+                           }));
     }
     void arm_timer(event_bridge& bridge) override {
         timer.expires_after(safety_interval);
-        timer.async_wait([&bridge, keep = bridge.owner_](const boost::system::error_code& ec) { bridge.on_timer(ec); });
+        timer.async_wait(
+            with_pool([&bridge, keep = bridge.owner_](const boost::system::error_code& ec) { bridge.on_timer(ec); }));
     }
     void post_drain(event_bridge& bridge) override {
-        boost::asio::post(strand, [&bridge, keep = bridge.owner_] {
+        auto drain = [&bridge, keep = bridge.owner_] {
             bridge.drain_posted_ = false;
             if (bridge.running_) bridge.drain();
-        });
+        };
+        if constexpr (std::is_same_v<Strand, io_strand>) {
+            // Posted to the strand from inside it, the drain would wait in the strand's queue
+            // and the strand re-post its invoker through Asio's cache (one allocation per
+            // miss). Through the io_context, it enters the strand by dispatch: at once when
+            // the strand is free, which on one thread it always is.
+            boost::asio::post(strand.get_inner_executor(),
+                              with_pool([this, drain = std::move(drain)]() mutable {
+                                  boost::asio::dispatch(strand, with_pool(std::move(drain)));
+                              }));
+        } else {
+            boost::asio::post(strand, with_pool(std::move(drain)));
+        }
     }
     void cancel() override {
         boost::system::error_code ignored;
@@ -175,7 +202,6 @@ void event_bridge::abandon() noexcept {
 }
 
 std::unique_ptr<event_bridge::waiter> event_bridge::make_waiter(const boost::asio::any_io_executor& executor) {
-    using io_strand = boost::asio::strand<boost::asio::io_context::executor_type>;
     using any_strand = boost::asio::strand<boost::asio::any_io_executor>;
     if (const auto* io = executor.target<boost::asio::io_context::executor_type>())
         return std::make_unique<waiter_on<io_strand>>(boost::asio::make_strand(*io));
