@@ -111,7 +111,7 @@ bool ends_run(std::span<const message> messages, std::size_t i) {
 template <class Offsets>
 auto* find_offset(Offsets& offsets, std::string_view topic, std::int32_t partition) {
     auto it = std::find_if(offsets.begin(), offsets.end(),
-                           [&](const partition_offset& p) { return p.partition == partition && p.topic == topic; });
+                           [&](const auto& p) { return p.partition == partition && p.topic == topic; });
     return it == offsets.end() ? nullptr : &*it;
 }
 
@@ -501,7 +501,19 @@ private:
     std::string group_id_; // for errors about the group
     // Per partition, the offset after the last message taken from librdkafka (or of the
     // last seek): where the application's position is, and where a resume goes on from.
-    std::vector<partition_offset> taken_;
+    struct taken_offset {
+        std::string_view topic; // interned
+        std::int32_t partition;
+        std::int64_t offset;
+    };
+    std::vector<taken_offset> taken_;
+    // The names of the topics ever assigned, for taken_ (and stable: a deque does not move
+    // its elements).
+    std::deque<std::string> topic_names_;
+    std::string_view intern(std::string_view topic); // under mutex_
+    // Makes room, when partitions are assigned, for what the first message of each would
+    // otherwise allocate in the middle of the stream (under mutex_).
+    void prepare_for(const std::vector<topic_partition>& parts);
     std::vector<topic_partition> paused_; // by the application
     std::exception_ptr handler_exception_; // thrown by a handler run from the drain
 
@@ -770,6 +782,13 @@ void consumer_impl::start_receive(receive_op* op) {
         if (lock.owns_lock()) lock.unlock();
         op->complete(ec, false); // never inline: we are inside the initiating call
         return;
+    }
+    try {
+        op->connect_cancellation(); // before anything can complete it
+    } catch (...) {
+        lock.unlock();
+        op->release();
+        throw;
     }
     link(op);
     // A timer armed for an earlier deadline re-arms for this batch when it fires: a steady
@@ -1065,13 +1084,25 @@ void consumer_impl::note_taken(std::string_view topic, std::int32_t partition, s
     if (auto* t = find_offset(taken_, topic, partition))
         t->offset = next;
     else
-        taken_.push_back({std::string(topic), partition, next});
+        taken_.push_back({intern(topic), partition, next});
+}
+
+std::string_view consumer_impl::intern(std::string_view topic) {
+    for (const std::string& name : topic_names_)
+        if (name == topic) return name;
+    return topic_names_.emplace_back(topic);
+}
+
+void consumer_impl::prepare_for(const std::vector<topic_partition>& parts) {
+    for (const topic_partition& p : parts) intern(p.topic);
+    taken_.reserve(taken_.size() + parts.size());
+    if (store_on_receive_) received_.reserve(received_.size() + parts.size());
 }
 
 void consumer_impl::forget_taken(const std::vector<topic_partition>& parts, bool all) {
     std::lock_guard lock(mutex_);
     release_received(parts, all);
-    std::erase_if(taken_, [&](const partition_offset& t) { return all || contains(parts, t.topic, t.partition); });
+    std::erase_if(taken_, [&](const taken_offset& t) { return all || contains(parts, t.topic, t.partition); });
     std::erase_if(paused_, [&](const topic_partition& t) { return all || contains(parts, t.topic, t.partition); });
 }
 
@@ -1252,6 +1283,10 @@ void consumer_impl::process_rebalances() {
         std::shared_ptr<rd_kafka_topic_partition_list_t> revoked;
 
         if (next.kind == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            {
+                std::lock_guard lock(mutex_);
+                prepare_for(re.partitions);
+            }
             apply_assign(next.partitions.get(), cooperative);
             re.type = rebalance_event::kind::assigned;
         } else if (next.kind == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -1347,6 +1382,7 @@ void consumer_impl::assign(const std::vector<partition_offset>& partitions) {
     // Buffered messages of partitions no longer assigned are stale.
     std::vector<buffered> dropped;
     std::unique_lock lock(mutex_);
+    prepare_for(keep);
     buffer_.remove_if([&](const buffered& b) { return !b.error && !contains(keep, b.msg.topic(), b.msg.partition()); },
                       dropped);
     kick_if_stalled(lock);
@@ -1460,7 +1496,7 @@ void consumer_impl::pause_resume(const std::vector<topic_partition>& partitions,
         std::lock_guard lock(mutex_);
         for (const auto& p : partitions)
             if (const auto* t = find_offset(taken_, p.topic, p.partition); t && contains(paused_, p.topic, p.partition))
-                resume_at.push_back(*t);
+                resume_at.push_back({std::string(t->topic), t->partition, t->offset});
     }
     {
         std::lock_guard lock(client_mutex_);
@@ -1701,6 +1737,7 @@ void consumer_impl::finish_close() {
 void* allocate_op(consumer_impl& impl, std::size_t size) { return impl.pool().allocate(size); }
 void deallocate_op(consumer_impl& impl, void* p, std::size_t size) noexcept { impl.pool().deallocate(p, size); }
 const boost::asio::any_io_executor& io_executor(const consumer_impl& impl) noexcept { return impl.executor(); }
+std::shared_ptr<void> keep_alive(consumer_impl& impl) noexcept { return impl.weak_from_this().lock(); }
 void cancel_receive(consumer_impl& impl, receive_op* op) { impl.cancel(op); }
 void start_receive(consumer_impl& impl, receive_op* op, bool) { impl.start_receive(op); }
 bool try_receive_now(consumer_impl& impl, message& out, error_code& ec) { return impl.try_receive_now(out, ec); }

@@ -373,7 +373,6 @@ private:
         template <class Handler>
         void operator()(Handler&& handler) const {
             auto* op = detail::receive_op_impl<std::decay_t<Handler>, message>::create(std::move(handler), *impl);
-            op->connect_cancellation();
             detail::start_receive(*impl, op, false);
         }
     };
@@ -389,7 +388,6 @@ private:
             reuse.clear();
             op->batch = std::move(reuse);
             op->batch.reserve(op->max_messages);
-            op->connect_cancellation();
             detail::start_receive(*impl, op, true);
         }
     };

@@ -9,6 +9,8 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <doctest/doctest.h>
@@ -17,6 +19,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -314,6 +317,50 @@ TEST_CASE("consumer: cancelling one receive leaves the others; a cancelled batch
         rest.clear();
         co_await consumer.close();
     });
+}
+
+TEST_CASE("consumer: a receive whose message is buffered completes after the call; a context destroyed first frees it") {
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("ready", 1);
+    produce_sync(cluster, "ready", 5, 0);
+    auto conf = consumer_config(cluster, "ready-group");
+    conf.set("enable.auto.commit", "false");
+    const auto alive = std::make_shared<int>(0); // held by the handlers below
+    bool invoked = false;
+    {
+        asio::io_context io;
+        kcoro::consumer consumer(io, conf);
+        consumer.assign(offs({{"ready", 0, kcoro::offsets::beginning}}));
+        run_bounded(io, [&]() -> asio::awaitable<void> {
+            auto first = co_await consumer.receive();
+            CHECK(first.offset() == 0);
+            // The rest of the fetch reaches the local buffer.
+            co_await wait_until([&] { return consumer.lag(kcoro::topic_partition{"ready", 0}).value_or(-1) == 4; });
+            asio::steady_timer settle(io, 300ms);
+            co_await settle.async_wait(asio::use_awaitable);
+        });
+
+        // Ready at once, yet never run inside the initiating call (Asio's rule), and run
+        // once the context runs.
+        std::optional<std::int64_t> got;
+        consumer.receive([&, keep = alive](kcoro::error_code ec, kcoro::message m) {
+            REQUIRE_FALSE(ec);
+            got = m.offset();
+        });
+        CHECK_FALSE(got.has_value());
+        io.restart();
+        for (int i = 0; i < 100 && !got; ++i) io.run_one_for(50ms);
+        REQUIRE(got.has_value());
+        CHECK(*got == 1);
+        CHECK(alive.use_count() == 1);
+
+        // Ready at once again, but the context never runs: destroyed with the consumer,
+        // the handler is freed, not invoked.
+        consumer.receive([&invoked, keep = alive](kcoro::error_code, kcoro::message) { invoked = true; });
+        CHECK(alive.use_count() == 2);
+    }
+    CHECK_FALSE(invoked);
+    CHECK(alive.use_count() == 1);
 }
 
 TEST_CASE("consumer: position, lag, seek, pause/resume, watermarks") {

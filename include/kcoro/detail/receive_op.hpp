@@ -18,6 +18,7 @@
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include <chrono>
@@ -55,21 +56,54 @@ public:
     /// Frees the op without invoking its handler (the execution context is gone).
     void release() { release_fn_(this); }
 
+    /// Connects the handler's cancellation slot, once the op is about to wait: a receive
+    /// completed at once has nothing to cancel, and leaves the slot (and Asio's memory for
+    /// it) alone.
+    void connect_cancellation() { connect_fn_(this); }
+
 protected:
     using complete_fn = void (*)(receive_op*, error_code, bool);
     using release_fn = void (*)(receive_op*);
-    receive_op(complete_fn c, release_fn r) noexcept : complete_fn_(c), release_fn_(r) {}
+    using connect_fn = void (*)(receive_op*);
+    receive_op(complete_fn c, release_fn r, connect_fn k) noexcept : complete_fn_(c), release_fn_(r), connect_fn_(k) {}
     ~receive_op() = default;
 
 private:
     complete_fn complete_fn_;
     release_fn release_fn_;
+    connect_fn connect_fn_;
 };
 
 // Implemented in the compiled core.
 void* allocate_op(consumer_impl& impl, std::size_t size);
 void deallocate_op(consumer_impl& impl, void* p, std::size_t size) noexcept;
+
+/// A standard allocator over the consumer's recycling pool.
+template <class T>
+class consumer_op_allocator {
+public:
+    using value_type = T;
+
+    explicit consumer_op_allocator(consumer_impl& impl) noexcept : impl_(&impl) {}
+    template <class U>
+    consumer_op_allocator(const consumer_op_allocator<U>& other) noexcept : impl_(other.impl_) {}
+
+    T* allocate(std::size_t n) { return static_cast<T*>(allocate_op(*impl_, n * sizeof(T))); }
+    void deallocate(T* p, std::size_t n) noexcept { deallocate_op(*impl_, p, n * sizeof(T)); }
+
+    template <class U>
+    bool operator==(const consumer_op_allocator<U>& other) const noexcept {
+        return impl_ == other.impl_;
+    }
+
+private:
+    template <class U>
+    friend class consumer_op_allocator;
+    consumer_impl* impl_;
+};
 const boost::asio::any_io_executor& io_executor(const consumer_impl& impl) noexcept;
+/// The consumer, or null while it is being destroyed.
+std::shared_ptr<void> keep_alive(consumer_impl& impl) noexcept;
 void cancel_receive(consumer_impl& impl, receive_op* op);
 
 /// A receive_op bound to a handler of signature void(error_code, Result), where Result is
@@ -103,13 +137,13 @@ public:
         }
     }
 
-    /// Connects the handler's cancellation slot; call once the op is set up.
-    void connect_cancellation() {
-        auto slot = boost::asio::get_associated_cancellation_slot(handler_);
-        if (slot.is_connected()) slot.template emplace<cancel_handler>(cancel_handler{this, &impl_});
+private:
+    static void do_connect(receive_op* base) {
+        auto* self = static_cast<receive_op_impl*>(base);
+        auto slot = boost::asio::get_associated_cancellation_slot(self->handler_);
+        if (slot.is_connected()) slot.template emplace<cancel_handler>(cancel_handler{self, &self->impl_});
     }
 
-private:
     struct cancel_handler {
         receive_op* op;
         consumer_impl* impl;
@@ -121,17 +155,50 @@ private:
     };
 
     receive_op_impl(Handler&& handler, consumer_impl& impl)
-        : receive_op(&do_complete, &do_release), impl_(impl), handler_(std::move(handler)) {
+        : receive_op(&do_complete, &do_release, &do_connect), impl_(impl), handler_(std::move(handler)) {
         const auto& io_ex = io_executor(impl_);
         auto ex = boost::asio::get_associated_executor(handler_, io_ex);
         if constexpr (std::is_same_v<handler_executor, boost::asio::any_io_executor>) runs_on_io_ = (ex == io_ex);
         if (!runs_on_io_) work_.emplace(ex);
     }
 
+    // Runs a completion made inside the initiating call once the initiator has returned:
+    // posted to the io_context itself, with memory from the consumer's pool (through
+    // any_io_executor, Asio would allocate a type-erased function from its own per-thread
+    // cache, which misses whenever sizes interleave). Destroyed unrun (the context shut
+    // down), it frees the op without invoking its handler.
+    struct deferred_completion {
+        receive_op_impl* op;
+        error_code ec;
+        // The consumer, whose pool holds this memory and the op's, outlives both.
+        std::shared_ptr<void> keep;
+
+        deferred_completion(receive_op_impl* o, error_code e, std::shared_ptr<void> k) noexcept
+            : op(o), ec(e), keep(std::move(k)) {}
+        deferred_completion(deferred_completion&& other) noexcept
+            : op(std::exchange(other.op, nullptr)), ec(other.ec), keep(std::move(other.keep)) {}
+        deferred_completion& operator=(deferred_completion&&) = delete;
+        ~deferred_completion() {
+            if (op) do_release(op);
+        }
+
+        using allocator_type = consumer_op_allocator<void>;
+        allocator_type get_allocator() const noexcept { return allocator_type(op->impl_); }
+
+        void operator()() { do_complete(std::exchange(op, nullptr), ec, true); }
+    };
+
     static void do_complete(receive_op* base, error_code ec, bool may_run_inline) {
         auto* self = static_cast<receive_op_impl*>(base);
         auto slot = boost::asio::get_associated_cancellation_slot(self->handler_);
         if (slot.is_connected()) slot.clear();
+        if (!may_run_inline && self->runs_on_io_) {
+            const auto* io = io_executor(self->impl_).template target<boost::asio::io_context::executor_type>();
+            if (std::shared_ptr<void> keep = io ? keep_alive(self->impl_) : nullptr) {
+                boost::asio::post(*io, deferred_completion(self, ec, std::move(keep)));
+                return;
+            }
+        }
 
         Handler handler(std::move(self->handler_));
         std::optional<boost::asio::executor_work_guard<handler_executor>> work;
