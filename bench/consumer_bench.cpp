@@ -38,6 +38,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include <librdkafka/rdkafka.h>
@@ -278,19 +279,38 @@ path_result run_kcoro(const options& o, const std::string& bootstrap, bool batch
     }, asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
         failure = e;
         done = true;
+        io.stop(); // the watchdog's timer would keep run() going
     }));
-    std::size_t seen = 0;
-    auto last_progress = clock_type::now();
-    while (!done) {
-        io.run_one_for(std::chrono::seconds(1));
-        if (got != seen) {
-            seen = got;
-            last_progress = clock_type::now();
-        } else if (clock_type::now() - last_progress > std::chrono::seconds(20)) {
-            stop.emit(asio::cancellation_type::terminal);
-            last_progress = clock_type::time_point::max() - std::chrono::hours(1); // once
+    // The watchdog: a timer on the same context, so that the run is one io_context::run()
+    // (as in a service) and Asio's per-thread recycling cache lives through it; a loop of
+    // run_one() would empty that cache at every return.
+    asio::steady_timer watchdog(io);
+    struct watch {
+        asio::steady_timer& timer;
+        const std::size_t& got;
+        const bool& done;
+        asio::cancellation_signal& stop;
+        std::size_t seen = 0;
+        clock_type::time_point last_progress = clock_type::now();
+
+        void arm() {
+            timer.expires_after(std::chrono::seconds(1));
+            timer.async_wait([this](boost::system::error_code ec) { check(ec); });
         }
-    }
+        void check(boost::system::error_code ec) {
+            if (ec || done) return;
+            if (got != seen) {
+                seen = got;
+                last_progress = clock_type::now();
+            } else if (clock_type::now() - last_progress > std::chrono::seconds(20)) {
+                stop.emit(asio::cancellation_type::terminal);
+                last_progress = clock_type::time_point::max() - std::chrono::hours(1); // once
+            }
+            arm();
+        }
+    } watchdog_state{watchdog, got, done, stop};
+    watchdog_state.arm();
+    io.run();
     if (failure) {
         if (got < o.messages) fmt::print(stderr, "kcoro: stalled at {} of {} messages\n", got, o.messages);
         std::rethrow_exception(failure);
