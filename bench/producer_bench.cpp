@@ -139,9 +139,14 @@ kcoro::config kcoro_config(const std::string& bootstrap) {
     return c;
 }
 
-// Runs `io` until `done` is set by the path (a live producer keeps the context busy).
+// Runs `io` until `done` is set by the path, whose completion also stops `io` (a live
+// producer keeps the context busy). One io_context::run(), as in a service: a loop of
+// run_one() would empty Asio's per-thread recycling cache at every return.
 void run_until(asio::io_context& io, const bool& done) {
-    while (!done) io.run_one();
+    while (!done) {
+        io.run();
+        io.restart();
+    }
 }
 
 // ---- kcoro (a): batches from one coroutine ----
@@ -189,6 +194,7 @@ path_result run_batch(const options& o, const std::string& bootstrap, const std:
         co_await producer.close();
     }, [&](std::exception_ptr e) {
         finished = true;
+        io.stop();
         if (e) std::rethrow_exception(e);
     });
     run_until(io, finished);
@@ -232,14 +238,20 @@ void run_coroutines(const options& o, const std::string& bootstrap, coroutines_r
             }
         }, [&](std::exception_ptr e) {
             if (e) std::rethrow_exception(e);
-            if (--running == 0) finished = true;
+            if (--running == 0) {
+                finished = true;
+                io.stop();
+            }
         });
     run_until(io, finished);
     const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
     out.msgs_per_s = double(o.messages) / seconds;
     out.allocs_per_msg = counter.per_message();
     bool closed = false;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> { co_await producer.close(); }, [&](std::exception_ptr) { closed = true; });
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> { co_await producer.close(); }, [&](std::exception_ptr) {
+        closed = true;
+        io.stop();
+    });
     run_until(io, closed);
 }
 
