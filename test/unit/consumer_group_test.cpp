@@ -10,6 +10,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -361,6 +362,70 @@ TEST_CASE("consumer: a receive whose message is buffered completes after the cal
     }
     CHECK_FALSE(invoked);
     CHECK(alive.use_count() == 1);
+}
+
+namespace {
+
+// Reads `total` records of `topic` (all its partitions assigned from the beginning) on
+// `executor`, half with receive() and half with receive_batch(), and checks that every
+// partition's records came once each, in order.
+template <class Executor>
+void read_all_on(const Executor& executor, const kcoro::mock_cluster& cluster, const std::string& topic,
+                 int partitions, int total) {
+    auto conf = consumer_config(cluster, topic + "-group");
+    conf.set("enable.auto.commit", "false");
+    std::vector<kcoro::partition_offset> assignment;
+    for (int p = 0; p < partitions; ++p) assignment.push_back({topic, p, kcoro::offsets::beginning});
+    std::map<std::int32_t, std::vector<std::int64_t>> seen;
+    auto reading = asio::co_spawn(executor, [&]() -> asio::awaitable<void> {
+        kcoro::consumer consumer(co_await asio::this_coro::executor, conf);
+        consumer.assign(assignment);
+        int got = 0;
+        while (got < total / 2) {
+            kcoro::message m = co_await consumer.receive();
+            seen[m.partition()].push_back(m.offset());
+            ++got;
+        }
+        std::vector<kcoro::message> batch;
+        while (got < total) {
+            batch = co_await consumer.receive_batch(7, 5s, std::move(batch));
+            for (const auto& m : batch) seen[m.partition()].push_back(m.offset());
+            got += static_cast<int>(batch.size());
+        }
+        batch.clear();
+        co_await consumer.close();
+    }, asio::use_future);
+    REQUIRE(reading.wait_for(60s) == std::future_status::ready);
+    reading.get();
+    REQUIRE(seen.size() == static_cast<std::size_t>(partitions));
+    for (const auto& [partition, offsets] : seen) {
+        INFO("partition " << partition);
+        REQUIRE(offsets.size() == static_cast<std::size_t>(total / partitions));
+        for (std::size_t i = 0; i < offsets.size(); ++i) CHECK(offsets[i] == static_cast<std::int64_t>(i));
+    }
+}
+
+} // namespace
+
+TEST_CASE("consumer: on a thread pool and on an io_context run by two threads, every record comes once, in order") {
+    kcoro::mock_cluster cluster(1);
+    cluster.create_topic("threads", 3);
+    produce_batch_sync(cluster, "threads", 600, 3);
+    SUBCASE("thread_pool") {
+        // Not an io_context: the generic strand, and completions posted through the executor.
+        asio::thread_pool pool(2);
+        read_all_on(pool.get_executor(), cluster, "threads", 3, 600);
+        pool.join();
+    }
+    SUBCASE("io_context run by two threads") {
+        asio::io_context io;
+        auto work = asio::make_work_guard(io);
+        std::thread a([&] { io.run(); }), b([&] { io.run(); });
+        read_all_on(io.get_executor(), cluster, "threads", 3, 600);
+        work.reset();
+        a.join();
+        b.join();
+    }
 }
 
 TEST_CASE("consumer: position, lag, seek, pause/resume, watermarks") {
