@@ -8,6 +8,7 @@
 #include "detail/event_bridge.hpp"
 #include "detail/message_owner.hpp"
 #include "detail/op_pool.hpp"
+#include "detail/topic_names.hpp"
 #include "detail/rdkafka_ptr.hpp"
 #include "detail/refusal.hpp"
 #include "detail/worker_thread.hpp"
@@ -507,10 +508,6 @@ private:
         std::int64_t offset;
     };
     std::vector<taken_offset> taken_;
-    // The names of the topics ever assigned, for taken_ (and stable: a deque does not move
-    // its elements).
-    std::deque<std::string> topic_names_;
-    std::string_view intern(std::string_view topic); // under mutex_
     // Makes room, when partitions are assigned, for what the first message of each would
     // otherwise allocate in the middle of the stream (under mutex_).
     void prepare_for(const std::vector<topic_partition>& parts);
@@ -1084,17 +1081,11 @@ void consumer_impl::note_taken(std::string_view topic, std::int32_t partition, s
     if (auto* t = find_offset(taken_, topic, partition))
         t->offset = next;
     else
-        taken_.push_back({intern(topic), partition, next});
-}
-
-std::string_view consumer_impl::intern(std::string_view topic) {
-    for (const std::string& name : topic_names_)
-        if (name == topic) return name;
-    return topic_names_.emplace_back(topic);
+        taken_.push_back({intern_topic_name(topic), partition, next});
 }
 
 void consumer_impl::prepare_for(const std::vector<topic_partition>& parts) {
-    for (const topic_partition& p : parts) intern(p.topic);
+    for (const topic_partition& p : parts) intern_topic_name(p.topic);
     taken_.reserve(taken_.size() + parts.size());
     if (store_on_receive_) received_.reserve(received_.size() + parts.size());
 }

@@ -64,7 +64,7 @@ struct event_bridge::waiter_on final : event_bridge::waiter {
 
     template <class Handler>
     auto with_pool(Handler&& h) {
-        return boost::asio::bind_allocator(op_pool_allocator<void>(pool), std::forward<Handler>(h));
+        return boost::asio::bind_allocator(pooled_allocator<void, op_pool>(pool), std::forward<Handler>(h));
     }
 
     boost::asio::any_io_executor executor() const override { return strand; }

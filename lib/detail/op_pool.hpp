@@ -7,6 +7,8 @@
 // the bytes cached, enough for a window of batches of thousands of records.
 #pragma once
 
+#include <kcoro/detail/pooled_allocator.hpp>
+
 #include <array>
 #include <cstddef>
 #include <mutex>
@@ -44,30 +46,8 @@ private:
     std::size_t large_cached_bytes_ = 0;
 };
 
-/// A standard allocator over an op_pool, for the handlers kcoro hands to Asio itself (waits,
-/// posts): Asio allocates their operations through the handler's associated allocator, and
-/// its own per-thread cache (two blocks per kind) misses whenever sizes interleave.
-template <class T>
-class op_pool_allocator {
-public:
-    using value_type = T;
-
-    explicit op_pool_allocator(op_pool& pool) noexcept : pool_(&pool) {}
-    template <class U>
-    op_pool_allocator(const op_pool_allocator<U>& other) noexcept : pool_(other.pool_) {}
-
-    T* allocate(std::size_t n) { return static_cast<T*>(pool_->allocate(n * sizeof(T))); }
-    void deallocate(T* p, std::size_t n) noexcept { pool_->deallocate(p, n * sizeof(T)); }
-
-    template <class U>
-    bool operator==(const op_pool_allocator<U>& other) const noexcept {
-        return pool_ == other.pool_;
-    }
-
-private:
-    template <class U>
-    friend class op_pool_allocator;
-    op_pool* pool_;
-};
+// For pooled_allocator<T, op_pool>.
+inline void* allocate_op(op_pool& pool, std::size_t size) { return pool.allocate(size); }
+inline void deallocate_op(op_pool& pool, void* p, std::size_t size) noexcept { pool.deallocate(p, size); }
 
 } // namespace kcoro::detail

@@ -9,6 +9,7 @@
 
 #include <kcoro/error.hpp>
 #include <kcoro/message.hpp>
+#include <kcoro/detail/pooled_allocator.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -78,29 +79,6 @@ private:
 void* allocate_op(consumer_impl& impl, std::size_t size);
 void deallocate_op(consumer_impl& impl, void* p, std::size_t size) noexcept;
 
-/// A standard allocator over the consumer's recycling pool.
-template <class T>
-class consumer_op_allocator {
-public:
-    using value_type = T;
-
-    explicit consumer_op_allocator(consumer_impl& impl) noexcept : impl_(&impl) {}
-    template <class U>
-    consumer_op_allocator(const consumer_op_allocator<U>& other) noexcept : impl_(other.impl_) {}
-
-    T* allocate(std::size_t n) { return static_cast<T*>(allocate_op(*impl_, n * sizeof(T))); }
-    void deallocate(T* p, std::size_t n) noexcept { deallocate_op(*impl_, p, n * sizeof(T)); }
-
-    template <class U>
-    bool operator==(const consumer_op_allocator<U>& other) const noexcept {
-        return impl_ == other.impl_;
-    }
-
-private:
-    template <class U>
-    friend class consumer_op_allocator;
-    consumer_impl* impl_;
-};
 const boost::asio::any_io_executor& io_executor(const consumer_impl& impl) noexcept;
 /// The consumer, or null while it is being destroyed.
 std::shared_ptr<void> keep_alive(consumer_impl& impl) noexcept;
@@ -182,7 +160,7 @@ private:
             if (op) do_release(op);
         }
 
-        using allocator_type = consumer_op_allocator<void>;
+        using allocator_type = pooled_allocator<void, consumer_impl>;
         allocator_type get_allocator() const noexcept { return allocator_type(op->impl_); }
 
         void operator()() { do_complete(std::exchange(op, nullptr), ec, true); }
