@@ -429,6 +429,7 @@ private:
     void unlink(receive_op* op);
     void kick_if_stalled(std::unique_lock<std::mutex>& lock);
     void arm_batch_timer();
+    static void arm_batch_timer_on(void* self); // for event_bridge::post
     void expire_batches();
     void drop_buffered(const std::vector<topic_partition>& parts, bool all);
     void process_rebalances();
@@ -757,9 +758,12 @@ void consumer_impl::kick_if_stalled(std::unique_lock<std::mutex>& lock) {
     if (!stalled_ || buffer_.size() >= options_.max_buffered) return;
     stalled_ = false;
     lock.unlock();
-    boost::asio::post(bridge_->strand(), [self = shared_from_this()] {
-        if (self->bridge_->running()) self->bridge_->drain();
-    });
+    bridge_->post(
+        [](void* self) {
+            auto& bridge = static_cast<consumer_impl*>(self)->bridge_;
+            if (bridge->running()) bridge->drain();
+        },
+        shared_from_this());
 }
 
 void consumer_impl::start_receive(receive_op* op) {
@@ -794,7 +798,7 @@ void consumer_impl::start_receive(receive_op* op) {
     kick_if_stalled(lock);
     if (arm) {
         if (lock.owns_lock()) lock.unlock();
-        boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->arm_batch_timer(); });
+        bridge_->post(&arm_batch_timer_on, shared_from_this());
     }
 }
 
@@ -922,6 +926,8 @@ bool consumer_impl::accepting_events() {
     return false;
 }
 
+void consumer_impl::arm_batch_timer_on(void* self) { static_cast<consumer_impl*>(self)->arm_batch_timer(); }
+
 void consumer_impl::arm_batch_timer() {
     clock::time_point earliest = clock::time_point::max();
     {
@@ -1031,7 +1037,7 @@ void consumer_impl::drop_buffered(const std::vector<topic_partition>& parts, boo
     for (receive_op* op = pending_head_; op; op = op->next) drop_gone(op->batch);
     kick_if_stalled(lock);
     // The batch timer left out batches that were complete: it looks again.
-    if (batch_back) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->arm_batch_timer(); });
+    if (batch_back) bridge_->post(&arm_batch_timer_on, shared_from_this());
 }
 
 // ---- events --------------------------------------------------------------------------

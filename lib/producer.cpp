@@ -380,7 +380,7 @@ void producer_impl::start_send(send_op* op, const transaction_state* tx) {
         const bool first = waiting_head_ == nullptr;
         push_waiting(op);
         // Delivery reports that freed room before we queued would not retry us: retry once.
-        if (first) boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->retry_waiting(); });
+        if (first) bridge_->post(&retry_waiting_on, shared_from_this());
         return;
     }
     fail(op, enqueue_error(err));
@@ -404,7 +404,7 @@ void producer_impl::start_batch(batch_base* batch, const transaction_state* tx) 
         }
         // Delivery reports that freed room before we queued would not retry us: retry once.
         if (first && waiting_head_)
-            boost::asio::post(bridge_->strand(), [self = shared_from_this()] { self->retry_waiting(); });
+            bridge_->post(&retry_waiting_on, shared_from_this());
     };
     std::size_t i = 0;
     while (i < batch->count) {
@@ -492,6 +492,8 @@ void producer_impl::fail(send_op* op, error_code ec) {
     else
         op->release();
 }
+
+void producer_impl::retry_waiting_on(void* self) { static_cast<producer_impl*>(self)->retry_waiting(); }
 
 void producer_impl::retry_waiting() {
     std::lock_guard lock(waiting_mutex_);

@@ -47,6 +47,7 @@ struct event_bridge::waiter {
     virtual void wait(event_bridge& bridge) = 0;
     virtual void arm_timer(event_bridge& bridge) = 0;
     virtual void post_drain(event_bridge& bridge) = 0;
+    virtual void post(void (*fn)(void*), std::shared_ptr<void> owner) = 0;
     virtual void cancel() = 0;
 };
 
@@ -80,23 +81,30 @@ struct event_bridge::waiter_on final : event_bridge::waiter {
         timer.async_wait(
             with_pool([&bridge, keep = bridge.owner_](const boost::system::error_code& ec) { bridge.on_timer(ec); }));
     }
-    void post_drain(event_bridge& bridge) override {
-        auto drain = [&bridge, keep = bridge.owner_] {
-            bridge.drain_posted_ = false;
-            if (bridge.running_) bridge.drain();
-        };
+    // Runs `f` on the strand later.
+    template <class F>
+    void post_to_strand(F&& f) {
         if constexpr (std::is_same_v<Strand, io_strand>) {
-            // Posted to the strand from inside it, the drain would wait in the strand's queue
-            // and the strand re-post its invoker through Asio's cache (one allocation per
-            // miss). Through the io_context, it enters the strand by dispatch: at once when
-            // the strand is free, which on one thread it always is.
-            boost::asio::post(strand.get_inner_executor(),
-                              with_pool([this, drain = std::move(drain)]() mutable {
-                                  boost::asio::dispatch(strand, with_pool(std::move(drain)));
+            // Posted to the strand from inside it (a drain turn, or a handler the drain
+            // runs), `f` would wait in the strand's queue and the strand re-post its invoker
+            // through Asio's cache (one allocation per miss). Through the io_context, it
+            // enters the strand by dispatch: at once when the strand is free, which on one
+            // thread it always is.
+            boost::asio::post(strand.get_inner_executor(), with_pool([this, f = std::forward<F>(f)]() mutable {
+                                  boost::asio::dispatch(strand, with_pool(std::move(f)));
                               }));
         } else {
-            boost::asio::post(strand, with_pool(std::move(drain)));
+            boost::asio::post(strand, with_pool(std::forward<F>(f)));
         }
+    }
+    void post_drain(event_bridge& bridge) override {
+        post_to_strand([&bridge, keep = bridge.owner_] {
+            bridge.drain_posted_ = false;
+            if (bridge.running_) bridge.drain();
+        });
+    }
+    void post(void (*fn)(void*), std::shared_ptr<void> owner) override {
+        post_to_strand([fn, owner = std::move(owner)] { fn(owner.get()); });
     }
     void cancel() override {
         boost::system::error_code ignored;
@@ -128,6 +136,8 @@ void event_bridge::start(std::shared_ptr<void> owner, event_sink* sink) {
 }
 
 void event_bridge::wait() { waiter_->wait(*this); }
+
+void event_bridge::post(void (*fn)(void*), std::shared_ptr<void> owner) { waiter_->post(fn, std::move(owner)); }
 
 void event_bridge::on_readable(const boost::system::error_code& ec) {
     if (ec || !running_) return;

@@ -69,6 +69,12 @@ public:
 
     /// The strand the bridge drains on, for the client's own handlers and timers.
     const boost::asio::any_io_executor& strand() const noexcept { return strand_; }
+
+    /// Runs fn(owner.get()) on the strand, later. For the client's frequent hand-overs
+    /// (retrying sends that wait for room, arming a timer): posted through strand(), an
+    /// any_io_executor, which drops a handler's allocator, they would take memory from
+    /// Asio's per-thread cache; this takes it from the bridge's pool.
+    void post(void (*fn)(void*), std::shared_ptr<void> owner);
     bool running() const noexcept { return running_; }
 
 private:

@@ -155,6 +155,7 @@ private:
     // batch.num.messages reports) once.
     std::vector<record_report> collected_;
     void retry_waiting();
+    static void retry_waiting_on(void* self); // for event_bridge::post
     void abort_waiting(error_code ec = boost::asio::error::operation_aborted);
     void on_fatal();
     void on_refused(error_code code, const std::string& reason);
